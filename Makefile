@@ -1,0 +1,47 @@
+# Jilu: `make run` starts everything, `make test` runs the whole suite. Both create .venv and
+# install the pinned requirements when needed (and do nothing more when already done).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --disable-pip-version-check --quiet
+# The first Python 3.11+ on PATH (override: make run PYTHON=/path/to/python3.12).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11 python; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { command -v $$p; break; }; done)
+
+.PHONY: run test lint format typecheck bench clean
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "Jilu needs Python 3.11 or newer on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-deps: requirements.txt | $(PY)
+	$(PIP) -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt requirements.txt $(VENV)/.run-deps
+	$(PIP) -r requirements-dev.txt
+	@touch $@
+
+run: $(VENV)/.run-deps
+	$(PY) main.py
+
+test: $(VENV)/.dev-deps
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.dev-deps
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+typecheck: $(VENV)/.dev-deps
+	$(PY) -m mypy common main.py
+
+bench: $(VENV)/.dev-deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,250 @@
+"""Issue 5's benchmarks: the streaming chat relay and the analysis queue.
+
+The provider is the fake OpenAI-compatible server of the tests (`run_fake_provider`), in
+this process; Jilu is the real launcher (user, mobile and llm services) configured with
+`JILU_LLM_*` to call it. Budgets are off and the per-user limits raised, so nothing is
+refused; chat is limited to 30 questions a minute per user, so the samples are spread
+over several users.
+
+1. Streaming relay. The same streamed answer taken two ways, one after the other, in turns:
+   straight from the fake provider (`POST /v1/chat/completions`, `stream: true`), and as a
+   question through mobile_service → llm_service (authentication, rate limit, the
+   conversation, grounding: a search of the user's records and their memories) → the fake
+   provider → back as SSE `delta` events through both services.
+   - Time to first token: from sending the request to the first text chunk, 20-token
+     answers, sent at once. Target: the median through mobile at most 15 ms above direct.
+   - Tokens per second: chunks after the first ÷ time from the first to the last, for a
+     400-token answer paced at 5 ms per token (a fast model). Target: through mobile
+     >= 0.9 of direct. Also shown without a target: 2,000 unpaced tokens, the relay's ceiling.
+2. Analysis throughput. The fake answers every call after 50 ms. For 1, 4 and 16 workers
+   (`JILU_ANALYSIS_WORKERS`, a fresh launcher each), 96 records are created through mobile
+   (16 at a time) and the clock runs from the first create until every record's `ai.status`
+   is `done`: jobs per second. A job may call the provider more than once (memories are
+   extracted after the analysis), so the floor is well under 20 jobs/s per worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import Row
+from bench._launcher import LauncherProcess
+from llm_service.tests.fake_provider import FakeProvider, Reply, run_fake_provider
+
+PASSWORD = "correct horse battery 9"
+USERS = 4
+TTFT_SAMPLES = 80  # at most 30 a minute per user: spread over USERS
+TTFT_TOKENS = 20
+PACED_TOKENS, PACE_SECONDS, PACED_SAMPLES = 400, 0.005, 4
+UNPACED_TOKENS, UNPACED_SAMPLES = 2000, 4
+ANALYSIS_RECORDS = 96
+ANALYSIS_WORKERS = (1, 4, 16)
+ANALYSIS_DELAY = 0.05
+TTFT_TARGET_MS = 15.0
+THROUGHPUT_TARGET = 0.9
+ANALYSIS = json.dumps({"title": "预算会议", "summary": "讨论了下季度的预算。", "tags": ["预算", "会议"]})
+QUESTION = "预算会议讨论了什么？"
+RECORDS = [
+    "今天下午开会讨论了下季度的市场预算，财务部建议削减广告费用。",
+    "买了新的咖啡机，周末试试手冲。",
+    "Weekly sync: the budget review moved to Thursday.",
+    "和小王吃饭，聊到明年的旅行计划。",
+    "预算会议纪要：线上投放增加两成，线下活动减少。",
+    "读完了《长安的荔枝》，很喜欢。",
+]
+
+
+def _log(message: str) -> None:
+    print(f"bench: llm: {message}", file=sys.stderr, flush=True)
+
+
+def _environment(fake: FakeProvider, **extra: str) -> dict[str, str]:
+    return {
+        "JILU_LLM_PROVIDER": "custom",
+        "JILU_LLM_BASE_URL": fake.base_url,
+        "JILU_LLM_MODEL": "fake",
+        "JILU_LLM_API_KEY": "sk-bench-fake",
+        "JILU_LLM_ALLOWED_HOSTS": fake.host_port,
+        "JILU_LLM_DAILY_REQUESTS": "0",
+        "JILU_LLM_DAILY_TOKENS": "0",
+        "JILU_RATE_USER": "100000000/minute",
+        "JILU_RATE_LOGIN_ADDRESS": "1000/minute",
+        "JILU_RATE_REGISTER_ADDRESS": "1000/hour",
+        **extra,
+    }
+
+
+async def _login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    registered = await client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD})
+    registered.raise_for_status()
+    token = await client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    token.raise_for_status()
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def _wait_analysed(client: httpx.AsyncClient, headers: dict[str, str], expected: int, timeout: float) -> float:
+    """Poll the record list until `expected` records are analysed; the moment they were."""
+    deadline = time.perf_counter() + timeout
+    statuses: collections.Counter[str] = collections.Counter()
+    while time.perf_counter() < deadline:
+        page = (await client.get("/api/v1/records", headers=headers, params={"limit": 200})).json()
+        statuses = collections.Counter(item["ai"]["status"] for item in page["items"])
+        if statuses["done"] >= expected:
+            return time.perf_counter()
+        if statuses["failed"]:
+            errors = collections.Counter(item["ai"]["error"] for item in page["items"] if item["ai"]["error"])
+            raise RuntimeError(f"analysis jobs failed: {dict(errors)}")
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{expected} records were not analysed within {timeout:.0f}s: {dict(statuses)}")
+
+
+# -- 1. the streaming relay -------------------------------------------------------------
+
+
+class Timing:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.tokens: list[float] = []
+
+    @property
+    def ttft_ms(self) -> float:
+        return (self.tokens[0] - self.started) * 1000
+
+    @property
+    def tokens_per_second(self) -> float:
+        return (len(self.tokens) - 1) / (self.tokens[-1] - self.tokens[0])
+
+
+async def _direct(http: httpx.AsyncClient, fake: FakeProvider) -> Timing:
+    body = {"model": "fake", "stream": True, "messages": [{"role": "user", "content": QUESTION}]}
+    timing = Timing()
+    async with http.stream("POST", f"{fake.base_url}/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: {"):
+                choices = json.loads(line[6:]).get("choices") or [{}]
+                if choices[0].get("delta", {}).get("content"):
+                    timing.tokens.append(time.perf_counter())
+    return timing
+
+
+async def _relayed(http: httpx.AsyncClient, mobile: str, headers: dict[str, str], conversation: str) -> Timing:
+    url = f"{mobile}/api/v1/chat/conversations/{conversation}/messages"
+    timing = Timing()
+    async with http.stream("POST", url, headers=headers, json={"content": QUESTION, "stream": True}) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"the question answered {response.status_code}: {response.text[:200]}")
+        async for line in response.aiter_lines():
+            if line == "event: delta":
+                timing.tokens.append(time.perf_counter())
+            elif line == "event: error":
+                raise RuntimeError("the relayed answer ended with an error event")
+    return timing
+
+
+async def _relay_benchmark(jilu: LauncherProcess, fake: FakeProvider) -> list[Row]:
+    mobile = jilu.url("mobile")
+    async with httpx.AsyncClient(base_url=mobile, timeout=60) as client:
+        users = [await _login(client, f"bench{n}") for n in range(USERS)]
+        fake.default_reply = Reply(text=ANALYSIS)
+        for headers in users:
+            for content in RECORDS:
+                (await client.post("/api/v1/records", headers=headers, json={"content": content})).raise_for_status()
+        for headers in users:  # analysis calls the provider too: let it finish first
+            await _wait_analysed(client, headers, len(RECORDS), timeout=120)
+        conversations = []
+        for headers in users:
+            created = await client.post("/api/v1/chat/conversations", headers=headers, json={})
+            conversations.append(created.json()["id"])
+
+    async with httpx.AsyncClient(timeout=60) as http:
+
+        async def both(reply: Reply, samples: int) -> tuple[list[Timing], list[Timing]]:
+            fake.default_reply = reply
+            direct, relayed = [], []
+            for n in range(samples):
+                direct.append(await _direct(http, fake))
+                user = n % USERS
+                relayed.append(await _relayed(http, mobile, users[user], conversations[user]))
+            return direct, relayed
+
+        await both(Reply(text=ANALYSIS, chunks=["词"] * TTFT_TOKENS), USERS)  # warm up connections and caches
+        direct, relayed = await both(Reply(text=ANALYSIS, chunks=["词"] * TTFT_TOKENS), TTFT_SAMPLES - USERS)
+        direct_ttft = statistics.median(t.ttft_ms for t in direct)
+        relayed_ttft = statistics.median(t.ttft_ms for t in relayed)
+        _log(f"time to first token: {direct_ttft:.2f} ms direct, {relayed_ttft:.2f} ms through mobile")
+        paced = Reply(text=ANALYSIS, chunks=["词"] * PACED_TOKENS, chunk_delay=PACE_SECONDS)
+        direct, relayed = await both(paced, PACED_SAMPLES)
+        direct_paced = statistics.median(t.tokens_per_second for t in direct)
+        relayed_paced = statistics.median(t.tokens_per_second for t in relayed)
+        _log(f"paced: {direct_paced:.0f} tokens/s direct, {relayed_paced:.0f} through mobile")
+        direct, relayed = await both(Reply(text=ANALYSIS, chunks=["词"] * UNPACED_TOKENS), UNPACED_SAMPLES)
+        direct_max = statistics.median(t.tokens_per_second for t in direct)
+        relayed_max = statistics.median(t.tokens_per_second for t in relayed)
+        _log(f"unpaced: {direct_max:.0f} tokens/s direct, {relayed_max:.0f} through mobile")
+
+    added = relayed_ttft - direct_ttft
+    ratio = relayed_paced / direct_paced
+    ttft_ok, ratio_ok = added < TTFT_TARGET_MS, ratio >= THROUGHPUT_TARGET
+    return [
+        Row("chat TTFT median, direct from the fake provider", f"{direct_ttft:.2f} ms"),
+        Row("chat TTFT median, mobile → llm → fake", f"{relayed_ttft:.2f} ms"),
+        Row("chat relay adds to the median TTFT", f"{added:.2f} ms", f"< {TTFT_TARGET_MS:g} ms", ttft_ok),
+        Row(f"chat stream, {PACED_TOKENS} tokens paced 5 ms, direct", f"{direct_paced:.0f} tokens/s"),
+        Row(f"chat stream, {PACED_TOKENS} tokens paced 5 ms, via mobile", f"{relayed_paced:.0f} tokens/s"),
+        Row("chat relay throughput ÷ direct (paced)", f"{ratio:.2f}", f">= {THROUGHPUT_TARGET}", ratio_ok),
+        Row(f"chat stream, {UNPACED_TOKENS} tokens unpaced, direct", f"{direct_max:.0f} tokens/s"),
+        Row(f"chat stream, {UNPACED_TOKENS} tokens unpaced, via mobile", f"{relayed_max:.0f} tokens/s"),
+    ]
+
+
+# -- 2. analysis throughput --------------------------------------------------------------
+
+
+async def _analysis_rate(jilu: LauncherProcess) -> float:
+    async with httpx.AsyncClient(base_url=jilu.url("mobile"), timeout=60) as client:
+        headers = await _login(client, "analyst")
+        pending = iter(range(ANALYSIS_RECORDS))
+        started = time.perf_counter()
+
+        async def creator() -> None:
+            for n in pending:
+                content = f"第{n}次会议：{RECORDS[n % len(RECORDS)]}"
+                (await client.post("/api/v1/records", headers=headers, json={"content": content})).raise_for_status()
+
+        await asyncio.gather(*(creator() for _ in range(16)))
+        _log(f"{ANALYSIS_RECORDS} records created in {time.perf_counter() - started:.2f}s")
+        finished = await _wait_analysed(client, headers, ANALYSIS_RECORDS, timeout=300)
+    return ANALYSIS_RECORDS / (finished - started)
+
+
+def run() -> list[Row]:
+    rows: list[Row] = []
+    with run_fake_provider() as fake, tempfile.TemporaryDirectory(prefix="jilu-bench-llm-") as tmp:
+        services = ("user", "mobile", "llm")
+        with LauncherProcess(Path(tmp) / "chat", services=services, extra_env=_environment(fake)) as jilu:
+            jilu.wait_up()
+            rows += asyncio.run(_relay_benchmark(jilu, fake))
+        rates = {}
+        for workers in ANALYSIS_WORKERS:
+            fake.reset()
+            fake.default_reply = Reply(text=ANALYSIS, delay=ANALYSIS_DELAY)
+            env = _environment(fake, JILU_ANALYSIS_WORKERS=str(workers))
+            with LauncherProcess(Path(tmp) / f"analysis-{workers}", services=services, extra_env=env) as jilu:
+                jilu.wait_up()
+                rates[workers] = asyncio.run(_analysis_rate(jilu))
+            calls = len(fake.chat_requests) / ANALYSIS_RECORDS
+            _log(f"analysis with {workers} worker(s): {rates[workers]:.1f} jobs/s ({calls:.1f} provider calls a job)")
+        for workers, rate in rates.items():
+            speedup = f" ({rate / rates[1]:.1f}× one worker)" if workers > 1 else ""
+            rows.append(Row(f"analysis, fake answers in 50 ms, {workers} worker(s)", f"{rate:.1f} jobs/s{speedup}"))
+    return rows

@@ -1,0 +1,97 @@
+"""Relaying a request to the service that owns it, and its response back, without buffering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httpx
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+from common.api_clients.services import ServiceClient
+from common.errors import UpstreamError, UpstreamTimeout
+from common.security.client_address import (
+    CLIENT_ADDRESS_HEADER,
+    CLIENT_SIGNATURE_HEADER,
+    client_address,
+    signed_client_headers,
+)
+
+# Headers that belong to one hop only (RFC 9110 §7.6.1), and `host`, which httpx sets.
+# Content-Length is kept: the body is relayed byte for byte.
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+}
+
+FORWARD_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _request_headers(request: Request) -> list[tuple[str, str]]:
+    # The client's X-Request-ID is dropped too: the http client sends the id this request runs
+    # under, which is a new one when the client's was missing or malformed.
+    dropped = HOP_BY_HOP | {"x-forwarded-for", "x-request-id", CLIENT_ADDRESS_HEADER, CLIENT_SIGNATURE_HEADER}
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
+    # The owner learns who the client is from a header only a Jilu service can sign; an
+    # X-Forwarded-For the client made up is not passed on.
+    address = client_address(request)
+    headers += signed_client_headers(request, address)
+    headers.append(("x-forwarded-for", address))
+    return headers
+
+
+def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+
+
+def _response_headers(response: httpx.Response) -> dict[str, str]:
+    # Raw bytes are relayed, so content-encoding and content-length stay true.
+    return {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP | {"x-request-id"}}
+
+
+async def forward(request: Request, target: ServiceClient, path: str | None = None) -> StreamingResponse:
+    """Send `request` to `target` (same path and query unless `path` is given) and stream the
+    answer back chunk by chunk: status, headers and body as the owner sent them."""
+    upstream_path = path if path is not None else request.url.path
+    upstream = target.client.build_request(
+        request.method,
+        target.url(upstream_path),
+        params=request.query_params.multi_items(),
+        headers=_request_headers(request),
+        content=request.stream() if _has_body(request) else None,
+    )
+    try:
+        response = await target.client.send(upstream, stream=True)
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"{target.service} did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{target.service} is unreachable") from exc
+    return StreamingResponse(
+        response.aiter_raw(),
+        status_code=response.status_code,
+        headers=_response_headers(response),
+        background=BackgroundTask(response.aclose),
+    )
+
+
+def forwarding_router(prefixes: Iterable[str], service: str, *, tag: str) -> APIRouter:
+    """A router that relays everything under each prefix to `service` (looked up on
+    `app.state.services` at request time). The owner's OpenAPI documents these paths."""
+    router = APIRouter(tags=[tag])
+
+    async def relay(request: Request) -> StreamingResponse:
+        return await forward(request, request.app.state.services[service])
+
+    for prefix in prefixes:
+        prefix = prefix.rstrip("/")
+        for route in (prefix, prefix + "/{rest:path}"):
+            router.add_api_route(route, relay, methods=FORWARD_METHODS, include_in_schema=False)
+    return router

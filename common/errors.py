@@ -1,0 +1,179 @@
+"""The error hierarchy and the one JSON error shape: `{"error": CODE, "detail": message}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorBody(BaseModel):
+    """What every error response carries (declared in routes' `responses=`)."""
+
+    error: str
+    detail: str | list[dict[str, Any]]
+
+
+class JiluError(Exception):
+    """Base of every error a route may raise on purpose."""
+
+    status_code = 400
+    code = "bad_request"
+    default_detail = "Bad request"
+
+    def __init__(self, detail: Any = None, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        self.detail = detail or self.default_detail
+        self.headers = headers or {}
+        # Further members of the error body, e.g. the current record of a version conflict.
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class BadRequest(JiluError):
+    pass
+
+
+class Unauthorized(JiluError):
+    status_code, code, default_detail = 401, "unauthorized", "Not authenticated"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer", **(headers or {})})
+
+
+class Forbidden(JiluError):
+    status_code, code, default_detail = 403, "forbidden", "Not allowed"
+
+
+class NotFound(JiluError):
+    status_code, code, default_detail = 404, "not_found", "Not found"
+
+
+class Conflict(JiluError):
+    status_code, code, default_detail = 409, "conflict", "Conflict"
+
+
+class Unprocessable(JiluError):
+    """A field that passed its schema but fails a rule needing more context (422)."""
+
+    status_code, code, default_detail = 422, "validation_error", "Invalid input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__([{"field": field, "message": message, "type": "value_error"}])
+
+
+class VersionConflict(Conflict):
+    """The edit was based on an older version; the body carries the `current` record."""
+
+    code, default_detail = "version_conflict", "The record changed since that version"
+
+
+class PreconditionRequired(JiluError):
+    status_code, code, default_detail = 428, "precondition_required", "Name the version this edit is based on"
+
+
+class PayloadTooLarge(JiluError):
+    status_code, code, default_detail = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(JiluError):
+    status_code, code, default_detail = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class RateLimited(JiluError):
+    status_code, code, default_detail = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, retry_after: int, detail: str | None = None, **kwargs: Any) -> None:
+        headers = {"Retry-After": str(max(1, int(retry_after))), **kwargs.pop("headers", {})}
+        super().__init__(detail, headers=headers)
+        self.retry_after = retry_after
+
+
+class UpstreamError(JiluError):
+    status_code, code, default_detail = 502, "upstream_error", "An upstream service failed"
+
+
+class UpstreamTimeout(JiluError):
+    status_code, code, default_detail = 504, "upstream_timeout", "An upstream service timed out"
+
+
+class ServiceUnavailable(JiluError):
+    status_code, code, default_detail = 503, "service_unavailable", "Service unavailable"
+
+
+# Codes for the errors Starlette raises itself (unknown path, wrong method, ...).
+HTTP_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def error_response(status_code: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status_code, headers=headers)
+
+
+def error_responses(*errors: type[JiluError]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the errors it may answer, all with `ErrorBody`."""
+    return {err.status_code: {"model": ErrorBody, "description": err.default_detail} for err in errors}
+
+
+def _field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
+    problems = []
+    for err in exc.errors():
+        problems.append(
+            {
+                "field": ".".join(str(part) for part in err.get("loc", ())),
+                "message": str(err.get("msg", "invalid")).removeprefix("Value error, "),
+                "type": err.get("type", "value_error"),
+            }
+        )
+    return problems
+
+
+async def _jilu_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, JiluError)
+    body = {"error": exc.code, "detail": exc.detail, **jsonable_encoder(exc.extra)}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_STATUS_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "validation_error", _field_problems(exc))
+
+
+# Database errors that mean "busy, try again", not "broken": SQLite's write lock held past
+# busy_timeout (e.g. by a large import), PostgreSQL's serialization failures and deadlocks.
+_BUSY_MARKERS = ("database is locked", "could not serialize", "deadlock detected")
+
+
+async def _database_busy(_: Request, exc: Exception) -> JSONResponse:
+    if not any(marker in str(exc) for marker in _BUSY_MARKERS):
+        raise exc
+    return error_response(503, "service_unavailable", "The database is busy; try again shortly", {"Retry-After": "1"})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(JiluError, _jilu_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_busy)
+    # Unhandled exceptions become the JSON 500 in `common.middleware.RequestIdMiddleware`.

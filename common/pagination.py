@@ -1,0 +1,68 @@
+"""Cursor pagination, newest first, stable under ties: ordered by (a time column, id)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from common.errors import BadRequest
+
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+T = TypeVar("T")
+
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")]
+PageCursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(moment: datetime, row_id: str) -> str:
+    raw = json.dumps([moment.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        moment, row_id = json.loads(base64.urlsafe_b64decode(padded))
+        when = datetime.fromisoformat(moment)
+        if when.tzinfo is None:  # every cursor this server gives out carries its zone
+            raise ValueError("a cursor time without a time zone")
+        return when, str(row_id)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest("the cursor is not one this server gave out") from exc
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[str],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Any], str | None]:
+    """One page of `statement`'s rows, newest first, and the cursor of the next page."""
+    if cursor:
+        moment, row_id = decode_cursor(cursor)
+        statement = statement.where(or_(time_column < moment, and_(time_column == moment, id_column < row_id)))
+    statement = statement.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
+    rows = list((await session.execute(statement)).scalars())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, time_column.key), getattr(last, id_column.key))

@@ -1,0 +1,1 @@
+"""Attachments of records: streamed uploads, sniffed types, thumbnails, deduplicated files."""

@@ -1,0 +1,172 @@
+"""Attachments: add a received file to a record, find one to download, take one away, and
+delete the files no attachment refers to any more.
+
+A file is shared by every attachment of one owner with the same sha256. Whether it is
+still referred to is decided in a transaction holding that content's lock, the same lock
+an upload holds from placing the file until its row commits, so a file is never deleted
+under an upload that is about to refer to it:
+- PostgreSQL: a transaction-scoped advisory lock on (owner, sha256);
+- SQLite: the database write lock, which every write transaction takes up front
+  (`BEGIN IMMEDIATE`, see `common.database.engine`); pass the *write* sessionmaker.
+Files are only deleted after the rows that referred to them are gone for good (committed),
+so a rolled-back deletion never loses a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio.to_thread
+from fastcrud.crud.policy_enforcement import conditions_in_reach
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.database.session import transaction
+from common.errors import Conflict, NotFound
+from common.records.attachments.storage import AttachmentStorage
+from common.records.attachments.thumbnails import make_thumbnail
+from common.records.attachments.upload import StagedFile
+from common.records.crud import get_owned, owned_attachments, record_policy, scoped_attachments
+from common.records.models import Attachment, Record
+from common.records.service import record_changed
+
+MAX_ATTACHMENTS_PER_RECORD = 50
+
+
+async def lock_content(session: AsyncSession, owner_id: str, sha256: str) -> None:
+    """Hold (owner, sha256)'s lock until the transaction ends (see the module docstring)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: the write transaction already holds the database's write lock
+    digest = hashlib.sha256(f"attachment:{owner_id}:{sha256}".encode()).digest()
+    await session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
+
+
+async def ensure_record(sessionmaker: async_sessionmaker[AsyncSession], owner_id: str, record_id: str) -> None:
+    """404 unless `record_id` is the owner's live record: checked before an upload is
+    received (and again when it is attached), without opening a write transaction."""
+    async with sessionmaker() as session:
+        if await get_owned(session, owner_id, record_id) is None:
+            raise NotFound("no such record")
+
+
+async def add_thumbnail(storage: AttachmentStorage, staged: StagedFile) -> None:
+    """Make the staged file's thumbnail, when it is an image we can read, beside it in tmp/."""
+    target = staged.path.with_name(staged.path.name + ".thumb.jpg")
+    if await make_thumbnail(staged.content_type, staged.path, target):
+        staged.thumbnail = target
+
+
+def _place(storage: AttachmentStorage, owner_id: str, staged: StagedFile) -> None:
+    if staged.thumbnail is not None:
+        storage.place(staged.thumbnail, storage.thumbnail_path(owner_id, staged.sha256))
+    storage.place(staged.path, storage.path(owner_id, staged.sha256))
+
+
+async def attach(
+    session: AsyncSession,
+    redis: Redis,
+    storage: AttachmentStorage,
+    owner_id: str,
+    record_id: str,
+    staged: StagedFile,
+    *,
+    device_id: str | None = None,
+) -> Attachment:
+    """Add `staged` to the owner's live record: a new version of the record, announced like
+    any edit. The file moves into place last, under the content lock, once everything
+    else in the transaction has succeeded."""
+    record = await get_owned(session, owner_id, record_id, for_update=True)
+    if record is None:
+        raise NotFound("no such record")
+    if await scoped_attachments(owner_id).count(session, record_id=record.id) >= MAX_ATTACHMENTS_PER_RECORD:
+        raise Conflict(f"a record holds at most {MAX_ATTACHMENTS_PER_RECORD} attachments")
+    await lock_content(session, owner_id, staged.sha256)
+    attachment = Attachment(
+        owner_id=owner_id,
+        record_id=record.id,
+        filename=staged.filename,
+        content_type=staged.content_type,
+        size=staged.size,
+        sha256=staged.sha256,
+        has_thumbnail=staged.thumbnail is not None,
+        created_at=datetime.now(UTC),
+    )
+    record.attachments.append(attachment)
+    _bump(record, device_id)
+    await record_changed(session, redis, record, "updated")
+    await anyio.to_thread.run_sync(_place, storage, owner_id, staged)
+    return attachment
+
+
+def _bump(record: Record, device_id: str | None) -> None:
+    record.version += 1
+    record.device_id = device_id
+
+
+async def _owned_live_attachment(session: AsyncSession, owner_id: str, attachment_id: str) -> Attachment:
+    statement = (
+        owned_attachments(owner_id)
+        .join(Record, Record.id == Attachment.record_id)
+        .where(*conditions_in_reach(record_policy(owner_id), Record, "read"), Attachment.id == attachment_id)
+    )
+    attachment = (await session.execute(statement)).scalar()
+    if attachment is None:
+        raise NotFound("no such attachment")
+    return attachment
+
+
+async def file_to_send(
+    session: AsyncSession, storage: AttachmentStorage, owner_id: str, attachment_id: str, *, thumbnail: bool = False
+) -> tuple[Attachment, Path]:
+    """The owner's attachment of a live record and the path of its file (or thumbnail)."""
+    attachment = await _owned_live_attachment(session, owner_id, attachment_id)
+    if thumbnail and not attachment.has_thumbnail:
+        raise NotFound("this attachment has no thumbnail")
+    path = (storage.thumbnail_path if thumbnail else storage.path)(owner_id, attachment.sha256)
+    if not await anyio.Path(path).is_file():
+        raise NotFound("the file of this attachment is missing")
+    return attachment, path
+
+
+async def remove(
+    session: AsyncSession,
+    redis: Redis,
+    owner_id: str,
+    attachment_id: str,
+    *,
+    device_id: str | None = None,
+) -> str:
+    """Take an attachment off its record (a new version of the record). Returns its sha256:
+    once this transaction has committed, pass it to `collect_unreferenced`."""
+    attachment = await _owned_live_attachment(session, owner_id, attachment_id)
+    record = await get_owned(session, owner_id, attachment.record_id, for_update=True)
+    if record is None:
+        raise NotFound("no such attachment")
+    record.attachments.remove(attachment)  # delete-orphan: the row goes at the flush
+    _bump(record, device_id)
+    await record_changed(session, redis, record, "updated")
+    return attachment.sha256
+
+
+async def is_referenced(session: AsyncSession, owner_id: str, sha256: str) -> bool:
+    statement = owned_attachments(owner_id).where(Attachment.sha256 == sha256).limit(1)
+    return (await session.execute(statement.with_only_columns(Attachment.id))).first() is not None
+
+
+async def collect_unreferenced(
+    write_sessionmaker: async_sessionmaker[AsyncSession], storage: AttachmentStorage, owner_id: str, shas: Iterable[str]
+) -> int:
+    """Delete the files of `shas` that no attachment of the owner refers to any more; call it
+    after the transaction that deleted the rows has committed. Returns how many went."""
+    removed = 0
+    for sha256 in sorted(set(shas)):
+        async with transaction(write_sessionmaker) as session:
+            await lock_content(session, owner_id, sha256)
+            if not await is_referenced(session, owner_id, sha256):
+                await anyio.to_thread.run_sync(storage.remove, owner_id, sha256)
+                removed += 1
+    return removed

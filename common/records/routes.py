@@ -1,0 +1,148 @@
+"""`/api/v1/records`, `/api/v1/tags`, `/api/v1/search`: served by mobile_service and web_service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from pydantic import AwareDatetime
+
+from common.deps import RedisDep, SessionDep
+from common.errors import (
+    Conflict,
+    NotFound,
+    PreconditionRequired,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+    VersionConflict,
+    error_responses,
+)
+from common.pagination import Page, PageCursor, PageLimit
+from common.records import search, service
+from common.records.schemas import Kind, RecordCreate, RecordPublic, RecordUpdate, SearchHit, TagCount
+from common.records.tags import normalise_tag
+from common.records.views import record_public
+from common.security import CurrentUser
+
+router = APIRouter(prefix="/api/v1", tags=["records"], responses=error_responses(Unauthorized, ServiceUnavailable))
+
+DeviceId = Annotated[str | None, Header(alias="X-Device-ID", max_length=64, description="the sending device")]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=32, description='the version edited, e.g. "3"')]
+MAX_SEARCH_RESULTS = 100
+
+
+def filters_from_query(
+    kind: Annotated[Kind | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    occurred_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+) -> search.SearchFilters:
+    try:
+        tag_name = normalise_tag(tag) if tag else None
+    except ValueError as exc:  # too long once normalised: the caller's mistake, not a 500
+        raise Unprocessable("query.tag", str(exc)) from exc
+    return search.SearchFilters(kind, tag_name, occurred_from, occurred_to)
+
+
+Filters = Annotated[search.SearchFilters, Depends(filters_from_query)]
+
+
+def _with_etag(response: Response, record: RecordPublic) -> RecordPublic:
+    response.headers["ETag"] = f'"{record.version}"'
+    return record
+
+
+@router.post(
+    "/records",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RecordPublic,
+    responses={
+        200: {"model": RecordPublic, "description": "already created with that id"},
+        **error_responses(Conflict),
+    },
+)
+async def create_record(
+    body: RecordCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    redis: RedisDep,
+    response: Response,
+    device: DeviceId = None,
+) -> RecordPublic:
+    """Create a record. With a client-made `id` the call is idempotent: repeating it answers
+    200 with the record already stored."""
+    record, created = await service.create(session, redis, user.id, body, device_id=device)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _with_etag(response, record_public(record))
+
+
+@router.get("/records", response_model=Page[RecordPublic])
+async def list_records(
+    user: CurrentUser, session: SessionDep, filters: Filters, limit: PageLimit = 50, cursor: PageCursor = None
+) -> Page[RecordPublic]:
+    """The caller's records, newest `occurred_at` first; filter by kind, tag and time range."""
+    rows, next_cursor = await service.list_page(session, user.id, limit=limit, cursor=cursor, filters=filters)
+    return Page[RecordPublic](items=[record_public(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/records/{record_id}", response_model=RecordPublic, responses=error_responses(NotFound))
+async def read_record(record_id: str, user: CurrentUser, session: SessionDep, response: Response) -> RecordPublic:
+    """One record of the caller's."""
+    return _with_etag(response, record_public(await service.get(session, user.id, record_id)))
+
+
+@router.patch(
+    "/records/{record_id}",
+    response_model=RecordPublic,
+    responses=error_responses(NotFound, VersionConflict, PreconditionRequired),
+)
+async def update_record(
+    record_id: str,
+    body: RecordUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    redis: RedisDep,
+    response: Response,
+    if_match: IfMatch = None,
+    device: DeviceId = None,
+) -> RecordPublic:
+    """Edit a record. Name the version you edited (`If-Match: "3"` or `"version": 3`); if the
+    record has moved on since, the answer is 409 with the `current` record to merge with."""
+    record = await service.update(
+        session, redis, user.id, record_id, body, if_match=service.parse_if_match(if_match), device_id=device
+    )
+    return _with_etag(response, record_public(record))
+
+
+@router.delete(
+    "/records/{record_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(NotFound, VersionConflict)
+)
+async def delete_record(
+    record_id: str, user: CurrentUser, session: SessionDep, redis: RedisDep, if_match: IfMatch = None
+) -> Response:
+    """Delete a record (it stays in the sync feed as a tombstone). `If-Match` is optional."""
+    await service.soft_delete(session, redis, user.id, record_id, if_match=service.parse_if_match(if_match))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/tags", response_model=list[TagCount])
+async def list_tags(user: CurrentUser, session: SessionDep) -> list[TagCount]:
+    """The caller's tags with how many live records carry each, most used first."""
+    return await service.tag_counts(session, user.id)
+
+
+@router.get("/search", response_model=Page[SearchHit])
+async def search_records(
+    user: CurrentUser,
+    session: SessionDep,
+    filters: Filters,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="Chinese, English or both")],
+    limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = 20,
+) -> Page[SearchHit]:
+    """The caller's records that match `q`, best first, each with a highlighted excerpt. One
+    ranked page: `next_cursor` is always null; ask for a larger `limit` to see more."""
+    hits = await search.search(session, user.id, q, limit=limit, filters=filters)
+    items = [SearchHit(record=record_public(r), score=score, highlight=snippet) for r, score, snippet in hits]
+    return Page[SearchHit](items=items, next_cursor=None)

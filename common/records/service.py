@@ -1,0 +1,218 @@
+"""Records: create, read, list, edit with versions, delete; tags; every change sequenced,
+indexed for search and announced on the event stream, in the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.errors import Conflict, NotFound, PreconditionRequired, VersionConflict
+from common.pagination import paginate
+from common.records import search
+from common.records.crud import get_owned, next_change_seq, owned_records
+from common.records.events import EventType, publish_record_event
+from common.records.models import Record, RecordTag
+from common.records.schemas import RecordCreate, RecordUpdate, TagCount
+from common.records.views import record_public
+
+CONTENT_FIELDS = ("kind", "title", "content", "tags", "occurred_at")
+
+
+def _ai_status_for(record: Record) -> str:
+    return "skipped" if record.ai_opt_out else "pending"
+
+
+async def _sync_tags(session: AsyncSession, record: Record, *, fresh: bool) -> None:
+    if not fresh:
+        await session.execute(delete(RecordTag).where(RecordTag.record_id == record.id))
+    if record.tags and not record.is_deleted:
+        await session.execute(
+            insert(RecordTag), [{"record_id": record.id, "owner_id": record.owner_id, "name": t} for t in record.tags]
+        )
+
+
+async def record_changed(
+    session: AsyncSession, redis: Redis, record: Record, event: EventType, prepared: search.IndexText | None = None
+) -> None:
+    """After any change to `record`: next sequence number, tags, search index, event.
+    `prepared`: its segmented text, when made before the write lock was taken."""
+    fresh = event == "created"
+    if not fresh:  # a new record took its number before its INSERT (see `create`)
+        record.change_seq = await next_change_seq(session, record.owner_id)
+        await session.flush()
+    await _sync_tags(session, record, fresh=fresh)
+    await search.index_record(session, record, prepared, fresh=fresh)
+    await publish_record_event(redis, event, record)
+
+
+async def get(session: AsyncSession, owner_id: str, record_id: str) -> Record:
+    record = await get_owned(session, owner_id, record_id)
+    if record is None:
+        raise NotFound("no such record")
+    return record
+
+
+async def create(
+    session: AsyncSession, redis: Redis, owner_id: str, data: RecordCreate, *, device_id: str | None = None
+) -> tuple[Record, bool]:
+    """Create a record; with a client-made id already used by this user, return that one
+    (idempotent retry). Returns the record and whether it was created now."""
+    # Segmenting is CPU work: done before the first statement takes SQLite's write lock.
+    prepared = search.index_text(data.title, data.content, data.tags)
+    if data.id is not None:
+        existing = await _existing_for_retry(session, owner_id, data.id)
+        if existing is not None:
+            return existing, False
+    values: dict[str, Any] = data.model_dump(exclude={"id", "occurred_at"}, exclude_none=True)
+    now = datetime.now(UTC)
+    record = Record(
+        **values,
+        owner_id=owner_id,
+        occurred_at=data.occurred_at or now,
+        created_at=now,
+        updated_at=now,
+        device_id=device_id,
+        version=1,
+        # One INSERT, nothing after it: the change number is taken first (a number lost to
+        # a concurrent duplicate leaves a gap, which the feed allows; it never skips).
+        change_seq=await next_change_seq(session, owner_id),
+        attachments=[],  # a new record has none; saying so spares a lazy load
+    )
+    if data.id is not None:
+        record.id = data.id
+    record.ai_status = _ai_status_for(record)
+    try:
+        # Added inside the savepoint: `begin_nested()` flushes what is pending first, so a
+        # record added before it would hit the duplicate outside the savepoint.
+        async with session.begin_nested():
+            session.add(record)
+            await session.flush()
+    except IntegrityError:
+        # The same id was created concurrently: answer like a retry, or refuse if not ours.
+        if record in session:  # rolling back the savepoint has usually expunged it already
+            session.expunge(record)
+        existing = await _existing_for_retry(session, owner_id, data.id or "")
+        if existing is None:
+            raise
+        return existing, False
+    await record_changed(session, redis, record, "created", prepared)
+    return record, True
+
+
+async def _existing_for_retry(session: AsyncSession, owner_id: str, record_id: str) -> Record | None:
+    taken = await session.get(Record, record_id)
+    if taken is None:
+        return None
+    if taken.owner_id != owner_id:
+        # Reveal nothing about the other record, not even that it is someone else's.
+        raise Conflict("that id cannot be used; make a new one")
+    if taken.is_deleted:
+        raise Conflict("a record with that id was deleted; make a new id")
+    return taken
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """`If-Match: "3"`, `W/"3"` or `3` → 3."""
+    if header is None:
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise PreconditionRequired('If-Match must carry the record\'s version, e.g. "3"')
+    return int(value)
+
+
+def check_version(record: Record, expected: int | None, *, required: bool = True) -> None:
+    if expected is None:
+        if required:
+            raise PreconditionRequired("say which version you edited: If-Match header or `version` field")
+        return
+    if expected != record.version:
+        raise VersionConflict(
+            f"the record is at version {record.version}, not {expected}",
+            current=record_public(record).model_dump(mode="json"),
+        )
+
+
+async def update(
+    session: AsyncSession,
+    redis: Redis,
+    owner_id: str,
+    record_id: str,
+    changes: RecordUpdate,
+    *,
+    if_match: int | None = None,
+    device_id: str | None = None,
+) -> Record:
+    record = await get_owned(session, owner_id, record_id, for_update=True)
+    if record is None:
+        raise NotFound("no such record")
+    check_version(record, if_match if if_match is not None else changes.version)
+    values = changes.model_dump(exclude_unset=True, exclude={"version"})
+    for field in ("kind", "content", "tags", "occurred_at", "ai_opt_out"):
+        if field in values and values[field] is None:
+            values.pop(field)  # null means "leave it"; only the title may be cleared
+    apply_changes(record, values, device_id=device_id)
+    if session.is_modified(record):
+        await record_changed(session, redis, record, "updated")
+    return record
+
+
+def apply_changes(record: Record, values: dict[str, Any], *, device_id: str | None) -> None:
+    """Write `values` onto `record`; a real change bumps the version."""
+    changed = {k: v for k, v in values.items() if getattr(record, k) != v}
+    if not changed:
+        return
+    for field, value in changed.items():
+        setattr(record, field, value)
+    record.version += 1
+    record.device_id = device_id
+    if "ai_opt_out" in changed or any(f in changed for f in CONTENT_FIELDS):
+        record.ai_status = _ai_status_for(record)
+        record.ai_error = None
+
+
+async def soft_delete(
+    session: AsyncSession, redis: Redis, owner_id: str, record_id: str, *, if_match: int | None = None
+) -> Record:
+    record = await get_owned(session, owner_id, record_id, for_update=True)
+    if record is None:
+        raise NotFound("no such record")
+    check_version(record, if_match, required=False)
+    mark_deleted(record)
+    await record_changed(session, redis, record, "deleted")
+    return record
+
+
+def mark_deleted(record: Record) -> None:
+    record.is_deleted = True
+    record.deleted_at = datetime.now(UTC)
+    record.share_slug = None  # a share link dies with its record
+    record.version += 1
+
+
+async def list_page(
+    session: AsyncSession,
+    owner_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    filters: search.SearchFilters,
+) -> tuple[list[Record], str | None]:
+    statement = search.apply_filters(owned_records(owner_id), filters)
+    return await paginate(session, statement, Record.occurred_at, Record.id, limit=limit, cursor=cursor)
+
+
+async def tag_counts(session: AsyncSession, owner_id: str) -> list[TagCount]:
+    count = func.count().label("count")
+    statement = (
+        select(RecordTag.name, count)
+        .where(RecordTag.owner_id == owner_id)
+        .group_by(RecordTag.name)
+        .order_by(count.desc(), RecordTag.name)
+    )
+    return [TagCount(name=name, count=n) for name, n in (await session.execute(statement)).all()]

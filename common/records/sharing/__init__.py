@@ -1,0 +1,1 @@
+"""Public share links: an unguessable slug per shared record, readable without login."""

@@ -1,0 +1,93 @@
+"""Sharing a record: make or revoke its public slug, and read a shared record by slug.
+
+A slug is 24 random bytes (192 bits) in URL-safe base64, so links cannot be guessed or
+enumerated. Revoking clears it for good: sharing again makes a new one, and the old link
+stays dead. Deleting a record clears its slug too (`service.mark_deleted`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
+
+from common.errors import NotFound
+from common.records.crud import get_owned
+from common.records.models import Record
+from common.records.schemas import PublicRecord, ShareLink
+from common.records.service import record_changed
+from common.records.views import public_view
+from common.security.rate_limit import RateLimiter
+
+SLUG_BYTES = 24  # 192 bits of randomness; the contract asks for at least 128
+SHARE_PATH = "/s/"
+# Slugs are what `secrets.token_urlsafe` makes; anything else is not worth a query.
+_SLUG_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# Public reads per client address: plenty for people, too few to scan for links.
+PUBLIC_READ_RATE = "120/minute"
+
+
+def new_slug() -> str:
+    return secrets.token_urlsafe(SLUG_BYTES)
+
+
+def share_link(slug: str) -> ShareLink:
+    return ShareLink(slug=slug, url=f"{SHARE_PATH}{slug}")
+
+
+async def _owned_live(session: AsyncSession, owner_id: str, record_id: str) -> Record:
+    record = await get_owned(session, owner_id, record_id, for_update=True)
+    if record is None:
+        raise NotFound("no such record")
+    return record
+
+
+async def share(session: AsyncSession, redis: Redis, owner_id: str, record_id: str) -> tuple[ShareLink, bool]:
+    """Give the owner's live record a public slug, or return the one it has. Returns the
+    link and whether it was made now. Sharing changes the record's `shared` flag, so it is
+    a change like an edit: a new version, sequenced for sync, announced as an event."""
+    record = await _owned_live(session, owner_id, record_id)
+    if record.share_slug is not None:
+        return share_link(record.share_slug), False
+    record.share_slug = new_slug()
+    _bump(record)
+    await record_changed(session, redis, record, "updated")
+    return share_link(record.share_slug), True
+
+
+async def revoke(session: AsyncSession, redis: Redis, owner_id: str, record_id: str) -> None:
+    """Take the record's link down for good (a no-op when it is not shared)."""
+    record = await _owned_live(session, owner_id, record_id)
+    if record.share_slug is None:
+        return
+    record.share_slug = None
+    _bump(record)
+    await record_changed(session, redis, record, "updated")
+
+
+def _bump(record: Record) -> None:
+    record.version += 1
+    # No device made this change, so every device's sync picks it up.
+    record.device_id = None
+
+
+async def shared_record(session: AsyncSession, slug: str) -> PublicRecord | None:
+    """The live record shared under `slug`, in its public shape; None for anything else."""
+    if not _SLUG_SHAPE.match(slug):
+        return None
+    statement = (
+        select(Record)
+        .where(Record.share_slug == slug, Record.is_deleted.is_(False))
+        .options(raiseload(Record.attachments))  # attachments are the owner's only
+    )
+    record = (await session.execute(statement)).scalar()
+    return public_view(record) if record is not None else None
+
+
+async def count_public_read(limiter: RateLimiter, client: str) -> None:
+    """Count one public read for `client`; raises `RateLimited` past `PUBLIC_READ_RATE`."""
+    await limiter.check(PUBLIC_READ_RATE, "share-public", client)

@@ -1,0 +1,1 @@
+"""Multi-device sync: the change feed and a device's push of its offline edits."""

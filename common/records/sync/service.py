@@ -1,0 +1,201 @@
+"""Sync: the change feed over the per-owner change sequence, and a device's batch of edits.
+
+The feed is ordered by `change_seq`, never by time: sequence numbers are handed out in commit
+order (`crud.next_change_seq`), so a reader that has seen number N has seen every change
+before it, however the writes interleaved.
+
+A push applies each item in its own savepoint, so an item that cannot be applied changes
+nothing and the others still apply. An item is `applied` when its edit was based on the
+server's current version; `conflict`, with the server's record, when it was not (the edit is
+not applied, and the device still has it to merge); `rejected` when it can never apply. A
+retried batch is recognised by the fingerprint an applied item leaves on its record and is
+answered `applied` again without being applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.errors import Conflict
+from common.records import service as record_service
+from common.records.crud import owned_records
+from common.records.models import Record
+from common.records.schemas import (
+    RecordCreate,
+    RecordUpdate,
+    SyncChanges,
+    SyncPush,
+    SyncPushItem,
+    SyncPushResult,
+    SyncResult,
+)
+from common.records.views import change_view, record_public, tombstone
+
+M = TypeVar("M", bound=BaseModel)
+
+# One answer for an id that is someone else's and for one that names nothing of the caller's,
+# so a push reveals nothing about other users' records.
+UNUSABLE_ID = "that id cannot be used: it names no record of yours (make a new id for a new record)"
+
+
+class _Rejected(Exception):
+    """The item can never apply as sent; its savepoint is rolled back."""
+
+
+async def changes(session: AsyncSession, owner_id: str, *, since: int, limit: int) -> SyncChanges:
+    """The owner's records changed after `since` (deleted ones as tombstones), oldest change first."""
+    statement = (
+        owned_records(owner_id, include_deleted=True)
+        .where(Record.change_seq > since)
+        .order_by(Record.change_seq)
+        .limit(limit + 1)
+    )
+    rows = list((await session.execute(statement)).scalars())
+    page = rows[:limit]
+    return SyncChanges(
+        changes=[change_view(record) for record in page],
+        cursor=page[-1].change_seq if page else since,
+        has_more=len(rows) > limit,
+    )
+
+
+async def push(
+    session: AsyncSession, redis: Redis, owner_id: str, batch: SyncPush, *, device_id: str | None = None
+) -> SyncPushResult:
+    """Apply a device's batch, item by item in order; one result per item."""
+    device = batch.device_id or device_id
+    fingerprints = [push_fingerprint(device, item) for item in batch.items]
+    pusher = _Pusher(session, redis, owner_id, device)
+    results = []
+    for index, item in enumerate(batch.items):
+        # A batch that touched a record twice leaves the later item's fingerprint on it; on a
+        # retry that also says the earlier item was applied.
+        later = range(index, len(batch.items))
+        marks = {fingerprints[j] for j in later if batch.items[j].id == item.id}
+        results.append(await pusher.push(item, fingerprints[index], marks))
+    return SyncPushResult(results=results)
+
+
+def push_fingerprint(device_id: str | None, item: SyncPushItem) -> str:
+    """What identifies one push item across retries: device, id, op, base version and data."""
+    canonical = json.dumps(
+        [device_id or "", item.id, item.op, item.base_version, item.data],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class _Pusher:
+    session: AsyncSession
+    redis: Redis
+    owner_id: str
+    device: str | None
+
+    async def push(self, item: SyncPushItem, fingerprint: str, retry_marks: set[str]) -> SyncResult:
+        """One item in its own savepoint: `fingerprint` is left on the record it changes;
+        finding one of `retry_marks` there means the item was applied before."""
+        try:
+            async with self.session.begin_nested():
+                record = await self._load_for_update(item.id)
+                if record is not None:
+                    return await self._apply(record, item, fingerprint, retry_marks)
+                if item.op == "upsert" and item.base_version == 0:
+                    return await self._create(item, fingerprint, retry_marks)
+                raise _Rejected(UNUSABLE_ID)
+        except _Rejected as exc:
+            return SyncResult(id=item.id, status="rejected", error=str(exc))
+        except (IntegrityError, DataError):
+            # Whatever the database refused of this item was rolled back with its savepoint.
+            return SyncResult(id=item.id, status="rejected", error="the item could not be stored as sent")
+
+    async def _load_for_update(self, record_id: str) -> Record | None:
+        statement = (
+            owned_records(self.owner_id, include_deleted=True)
+            .where(Record.id == record_id)
+            .with_for_update()
+            # A savepoint rolled back earlier in the batch may have left this row expired.
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar()
+
+    async def _create(self, item: SyncPushItem, fingerprint: str, retry_marks: set[str]) -> SyncResult:
+        values = _validated(RecordCreate, {"id": item.id, **_data_of(item)})
+        if values.id != item.id:
+            raise _Rejected("data.id differs from the item's id")
+        try:
+            record, created = await record_service.create(
+                self.session, self.redis, self.owner_id, values, device_id=self.device
+            )
+        except Conflict as exc:  # taken meanwhile by another user
+            raise _Rejected(UNUSABLE_ID) from exc
+        if not created:  # created meanwhile by this user, from another request
+            return await self._apply(record, item, fingerprint, retry_marks)
+        await self._leave_fingerprint(record, fingerprint)
+        return SyncResult(id=item.id, status="applied", record=record_public(record))
+
+    async def _apply(self, record: Record, item: SyncPushItem, fingerprint: str, retry_marks: set[str]) -> SyncResult:
+        if record.push_fingerprint in retry_marks:  # a retry: the item was applied already
+            return SyncResult(id=item.id, status="applied", record=change_view(record))
+        if record.is_deleted:
+            if item.op == "delete":
+                return SyncResult(id=item.id, status="applied", record=tombstone(record))
+            return SyncResult(id=item.id, status="conflict", record=tombstone(record), error="the record was deleted")
+        if item.base_version != record.version:
+            error = f"the record is at version {record.version}, not {item.base_version}"
+            return SyncResult(id=item.id, status="conflict", record=record_public(record), error=error)
+        if item.op == "delete":
+            await record_service.soft_delete(
+                self.session, self.redis, self.owner_id, record.id, if_match=item.base_version
+            )
+        else:
+            changes = _validated(RecordUpdate, _data_of(item))
+            if changes.version is not None and changes.version != item.base_version:
+                raise _Rejected("data.version differs from base_version; name the version in base_version only")
+            await record_service.update(
+                self.session,
+                self.redis,
+                self.owner_id,
+                record.id,
+                changes,
+                if_match=item.base_version,
+                device_id=self.device,
+            )
+            if record.version == item.base_version:  # nothing changed: nothing to remember
+                return SyncResult(id=item.id, status="applied", record=record_public(record))
+        await self._leave_fingerprint(record, fingerprint)
+        return SyncResult(id=item.id, status="applied", record=change_view(record))
+
+    async def _leave_fingerprint(self, record: Record, fingerprint: str) -> None:
+        record.push_fingerprint = fingerprint
+        record.device_id = self.device
+        await self.session.flush()
+
+
+def _data_of(item: SyncPushItem) -> dict[str, Any]:
+    if item.data is None:
+        raise _Rejected("an upsert carries the record's fields in `data`")
+    return item.data
+
+
+def _validated(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        values = model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in ("data", *error["loc"]))
+            problems.append(f"{field}: {str(error['msg']).removeprefix('Value error, ')}")
+        raise _Rejected("invalid data: " + "; ".join(problems)) from exc
+    return values

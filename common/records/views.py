@@ -1,0 +1,64 @@
+"""Turning rows into the shapes clients rely on."""
+
+from __future__ import annotations
+
+from common.records.models import Attachment, Record
+from common.records.schemas import AiInfo, AttachmentPublic, PublicRecord, RecordPublic, Tombstone
+
+API_PREFIX = "/api/v1"
+
+
+def attachment_public(attachment: Attachment) -> AttachmentPublic:
+    url = f"{API_PREFIX}/attachments/{attachment.id}"
+    return AttachmentPublic(
+        id=attachment.id,
+        content_type=attachment.content_type,
+        size=attachment.size,
+        sha256=attachment.sha256,
+        filename=attachment.filename,
+        url=url,
+        thumbnail_url=f"{url}?thumb=1" if attachment.has_thumbnail else None,
+    )
+
+
+def record_public(record: Record) -> RecordPublic:
+    return RecordPublic(
+        id=record.id,
+        kind=record.kind,  # type: ignore[arg-type]
+        title=record.title,
+        content=record.content,
+        tags=list(record.tags or []),
+        occurred_at=record.occurred_at,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        version=record.version,
+        ai_opt_out=record.ai_opt_out,
+        shared=record.share_slug is not None,
+        attachments=[attachment_public(a) for a in record.attachments],
+        ai=AiInfo(
+            status=record.ai_status,  # type: ignore[arg-type]
+            title=record.ai_title,
+            summary=record.ai_summary,
+            tags=list(record.ai_tags or []),
+            error=record.ai_error if record.ai_status == "failed" else None,
+        ),
+    )
+
+
+def tombstone(record: Record) -> Tombstone:
+    return Tombstone(id=record.id, version=record.version, updated_at=record.updated_at)
+
+
+def change_view(record: Record) -> RecordPublic | Tombstone:
+    return tombstone(record) if record.is_deleted else record_public(record)
+
+
+def public_view(record: Record) -> PublicRecord:
+    return PublicRecord(
+        kind=record.kind,  # type: ignore[arg-type]
+        title=record.title,
+        content=record.content,
+        tags=list(record.tags or []),
+        occurred_at=record.occurred_at,
+        updated_at=record.updated_at,
+    )

@@ -1,0 +1,166 @@
+"""`CurrentUser` and `AdminUser`: who is calling, verified locally on every service.
+
+A bearer token is either a JWT access token or a personal API token (`jilu_pat_...`). Both
+are checked without calling user_service: the JWT by its signature and claims, then against
+Redis (its session still open, its id not denied); an API token by its hash (cached briefly
+in Redis). The user's standing (active, role) comes from Redis, else the database.
+If Redis cannot be reached, authentication fails closed with 503.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.exceptions import RedisError
+from sqlalchemy import select, update
+
+from common.errors import Forbidden, ServiceUnavailable, Unauthorized
+from common.security.api_tokens import (
+    API_TOKEN_PREFIX,
+    CACHE_TTL,
+    REVOKED,
+    api_token_cache_key,
+    api_token_used_key,
+    hash_api_token,
+)
+from common.security.sessions import (
+    Standing,
+    cache_standing,
+    decode_standing,
+    denylist_key,
+    session_key,
+    standing_key,
+)
+from common.security.tokens import InvalidToken, TokenCodec
+from common.users.models import ApiToken, User
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+LAST_USED_RESOLUTION = 60  # seconds between two writes of an API token's last_used_at
+
+bearer_scheme = HTTPBearer(auto_error=False, description="An access token or a personal API token")
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    """The authenticated caller."""
+
+    id: str
+    role: str
+    scopes: frozenset[str]
+    session_id: str | None = None  # JWT sessions only
+    token_jti: str | None = None
+    token_expires_at: datetime | None = None
+    api_token_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+async def _load_standing(request: Request, user_id: str, cached: str | None) -> Standing:
+    standing = decode_standing(cached)
+    if standing is not None:
+        return standing
+    async with request.app.state.sessionmaker() as session:
+        row = (await session.execute(select(User.is_active, User.role).where(User.id == user_id))).first()
+    if row is None:
+        raise Unauthorized("unknown user")
+    standing = Standing(is_active=bool(row.is_active), role=str(row.role))
+    await cache_standing(request.app.state.redis, user_id, standing, authoritative=False)
+    return standing
+
+
+async def _from_access_token(request: Request, token: str) -> tuple[AuthUser, str | None]:
+    codec: TokenCodec = request.app.state.tokens
+    try:
+        claims = codec.decode(token, "access")
+    except InvalidToken as exc:
+        raise Unauthorized("invalid or expired token") from exc
+    async with request.app.state.redis.pipeline(transaction=False) as pipe:
+        pipe.exists(denylist_key(claims.jti))
+        pipe.hget(session_key(claims.sid), "user_id")
+        pipe.get(standing_key(claims.sub))
+        denied, session_owner, standing = await pipe.execute()
+    if denied or session_owner != claims.sub:
+        raise Unauthorized("the session has ended; log in again")
+    user = AuthUser(
+        id=claims.sub,
+        role="user",
+        scopes=frozenset(claims.scopes),
+        session_id=claims.sid,
+        token_jti=claims.jti,
+        token_expires_at=claims.exp,
+    )
+    return user, standing
+
+
+async def _from_api_token(request: Request, token: str) -> tuple[AuthUser, str | None]:
+    redis = request.app.state.redis
+    token_hash = hash_api_token(token)
+    cached = await redis.get(api_token_cache_key(token_hash))
+    if cached == REVOKED:
+        raise Unauthorized("invalid API token")
+    if cached is not None:
+        record = json.loads(cached)
+    else:
+        async with request.app.state.sessionmaker() as session:
+            row = (await session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash))).scalar()
+        if row is None:
+            raise Unauthorized("invalid API token")
+        record = {
+            "id": row.id,
+            "user_id": row.user_id,
+            "scopes": list(row.scopes),
+            "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        }
+        # NX: never overwrite the tombstone a concurrent revocation wrote.
+        await redis.set(api_token_cache_key(token_hash), json.dumps(record), ex=CACHE_TTL, nx=True)
+    if record["expires_at"] and datetime.fromisoformat(record["expires_at"]) <= datetime.now(UTC):
+        raise Unauthorized("the API token has expired")
+    if await redis.set(api_token_used_key(record["id"]), "1", nx=True, ex=LAST_USED_RESOLUTION):
+        async with request.app.state.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == record["id"]).values(last_used_at=datetime.now(UTC))
+            )
+    user = AuthUser(id=record["user_id"], role="user", scopes=frozenset(record["scopes"]), api_token_id=record["id"])
+    return user, await redis.get(standing_key(record["user_id"]))
+
+
+async def current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> AuthUser:
+    if credentials is None:
+        raise Unauthorized()
+    token = credentials.credentials
+    settings = request.app.state.settings
+    try:
+        if token.startswith(API_TOKEN_PREFIX):
+            user, cached_standing = await _from_api_token(request, token)
+        else:
+            user, cached_standing = await _from_access_token(request, token)
+        standing = await _load_standing(request, user.id, cached_standing)
+    except RedisError as exc:
+        raise ServiceUnavailable("authentication is unavailable; try again shortly") from exc
+    if not standing.is_active:
+        raise Forbidden("this account is deactivated")
+    needed = "read" if request.method in SAFE_METHODS else "write"
+    if needed not in user.scopes:
+        raise Forbidden(f"this token lacks the '{needed}' scope")
+    await request.app.state.rate_limiter.check(settings.rate_user, "user", user.id)
+    request.state.user_id = user.id
+    return replace(user, role=standing.role)
+
+
+async def admin_user(user: Annotated[AuthUser, Depends(current_user)]) -> AuthUser:
+    if not user.is_admin:
+        raise Forbidden("administrators only")
+    return user
+
+
+CurrentUser = Annotated[AuthUser, Depends(current_user)]
+AdminUser = Annotated[AuthUser, Depends(admin_user)]

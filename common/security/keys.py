@@ -1,0 +1,18 @@
+"""Keys derived from the instance secret, one per purpose, so no two uses share a key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def derive_key(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), f"jilu:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def sign(secret: str, purpose: str, message: str) -> str:
+    return hmac.new(derive_key(secret, purpose), message.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, purpose: str, message: str, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, purpose, message), signature)

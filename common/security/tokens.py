@@ -1,0 +1,105 @@
+"""JWT access and refresh tokens (PyJWT, HS256 pinned).
+
+Access and refresh tokens are told apart by `typ` and by mutually exclusive claims: an access
+token carries `sid` and `scope` and never `fam`; a refresh token carries `fam` and never `sid`
+or `scope`. `decode` checks both, so one can never pass for the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+
+from common.security.keys import derive_key
+
+ALGORITHM = "HS256"
+ISSUER = "jilu"
+AUDIENCE = "jilu-api"
+TokenType = Literal["access", "refresh"]
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "typ"]
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    sub: str
+    jti: str
+    typ: TokenType
+    sid: str  # the session (refresh family) the token belongs to
+    exp: datetime
+    iat: datetime
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    claims: TokenClaims
+
+
+class TokenCodec:
+    def __init__(self, secret: str, access_minutes: int, refresh_days: int) -> None:
+        self._key = derive_key(secret, "jwt")
+        self.access_lifetime = timedelta(minutes=access_minutes)
+        self.refresh_lifetime = timedelta(days=refresh_days)
+
+    def issue(self, typ: TokenType, user_id: str, session_id: str, scopes: tuple[str, ...] = ()) -> IssuedToken:
+        now = datetime.now(UTC).replace(microsecond=0)
+        lifetime = self.access_lifetime if typ == "access" else self.refresh_lifetime
+        claims = TokenClaims(
+            sub=user_id, jti=uuid.uuid4().hex, typ=typ, sid=session_id, exp=now + lifetime, iat=now, scopes=scopes
+        )
+        payload: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user_id,
+            "exp": claims.exp,
+            "iat": now,
+            "jti": claims.jti,
+            "typ": typ,
+        }
+        if typ == "access":
+            payload.update(sid=session_id, scope=" ".join(scopes))
+        else:
+            payload.update(fam=session_id)
+        return IssuedToken(jwt.encode(payload, self._key, algorithm=ALGORITHM), claims)
+
+    def decode(self, token: str, expected: TokenType) -> TokenClaims:
+        """Verify signature, algorithm, issuer, audience, expiry and the token's kind."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(type(exc).__name__) from exc
+        if payload.get("typ") != expected:
+            raise InvalidToken("wrong token type")
+        if expected == "access":
+            if "fam" in payload or not isinstance(payload.get("sid"), str) or "scope" not in payload:
+                raise InvalidToken("malformed access token")
+            session_id, scopes = payload["sid"], tuple(str(payload["scope"]).split())
+        else:
+            if "sid" in payload or "scope" in payload or not isinstance(payload.get("fam"), str):
+                raise InvalidToken("malformed refresh token")
+            session_id, scopes = payload["fam"], ()
+        return TokenClaims(
+            sub=str(payload["sub"]),
+            jti=str(payload["jti"]),
+            typ=expected,
+            sid=session_id,
+            exp=datetime.fromtimestamp(payload["exp"], UTC),
+            iat=datetime.fromtimestamp(payload["iat"], UTC),
+            scopes=scopes,
+        )

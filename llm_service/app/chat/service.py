@@ -1,0 +1,321 @@
+"""Chat: conversations (kept or ephemeral) and grounded answers, whole or streamed.
+
+A turn is stored whole: the question and its answer are written together once the answer
+is complete. An answer that fails or is abandoned (the client went away) stores nothing,
+so asking again never leaves a question twice in the history.
+
+No database transaction is held while the provider answers (a write transaction on SQLite
+holds the write lock): the grounding is read in a short read session, the answer comes
+with no session open, and the turn is written in its own short transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.api_clients.llm.errors import ProviderBadResponse, ProviderTimeout
+from common.database import transaction
+from common.errors import Conflict, JiluError, NotFound
+from common.pagination import Page, decode_cursor
+from llm_service.app.chat import store
+from llm_service.app.chat.ephemeral import MAX_EPHEMERAL_PER_USER, EphemeralStore
+from llm_service.app.chat.grounding import build_context, grounding_sessions
+from llm_service.app.chat.schemas import ChatMessagePublic, ConversationCreate, ConversationPublic
+from llm_service.app.chat.store import ConversationRef, NewTurn, StoredMessage
+from llm_service.app.providers.base import AnswerChunk, ChatContext, Provider, Usage
+
+logger = logging.getLogger("jilu.chat")
+
+CHAT_RATE = "30/minute"  # questions per user: each one may cost a paid provider call
+HEARTBEAT_SECONDS = 10.0  # a `: ping` comment while the provider is quiet keeps proxies open
+TITLE_CHARS = 40
+# Conversation ids go into Redis keys: anything else is simply not found.
+_CONVERSATION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# Tasks that outlive the request that started them (a provider stream closing after its
+# client left, a turn being stored), kept referenced until they end.
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _keep(task: asyncio.Task[Any]) -> None:
+    _background.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("storing a chat turn failed after its client left", exc_info=task.exception())
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A question about to be answered, with everything the answer may draw on."""
+
+    user_id: str
+    conversation: ConversationRef
+    question: StoredMessage
+    provider: Provider
+    context: ChatContext
+
+
+def title_from(question: str) -> str:
+    line = " ".join(question.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def sse_event(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+PING = b": ping\n\n"
+
+
+@asynccontextmanager
+async def _closing(iterator: AsyncIterator[AnswerChunk]) -> AsyncIterator[AsyncIterator[AnswerChunk]]:
+    """Close a provider's stream however its reader stops: that closes the upstream
+    connection, which cancels the provider's work."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class ChatService:
+    """Built per request from the app's state (see `routes.chat_service`)."""
+
+    def __init__(self, state: Any) -> None:
+        self.settings = state.settings
+        self.redis = state.redis
+        self.read_sessions = grounding_sessions(state.engine)
+        self.write_sessions = state.write_sessionmaker
+        self.providers = state.providers
+        self.rate_limiter = state.rate_limiter
+        # Per-user budgets for paid providers, when the app has them.
+        self.budgets = getattr(state, "budgets", None)
+        self.ephemeral = EphemeralStore(self.redis, self.settings.chat_ttl)
+        self.context_cache = store.ContextCache(self.redis)
+        # The longest a provider may stay silent before the answer counts as timed out.
+        self.idle_timeout = float(self.settings.http_timeout)
+
+    # -- conversations -----------------------------------------------------------------
+
+    async def find(self, session: AsyncSession, owner_id: str, conversation_id: str) -> ConversationRef:
+        """The caller's conversation (an ephemeral one's expiry slides forward); anything
+        else, someone else's included, is 404."""
+        if _CONVERSATION_ID.fullmatch(conversation_id):
+            ref = await self.ephemeral.get(owner_id, conversation_id)
+            if ref is None:
+                ref = await store.get_kept(session, owner_id, conversation_id)
+            if ref is not None:
+                return ref
+        raise NotFound("no such conversation")
+
+    async def list_conversations(
+        self, session: AsyncSession, owner_id: str, limit: int, cursor: str | None
+    ) -> Page[ConversationPublic]:
+        """Kept and live ephemeral conversations together, by last use, newest first."""
+        position = decode_cursor(cursor) if cursor else None
+        kept = await store.list_kept(session, owner_id, position, limit + 1)
+        ephemeral = await self.ephemeral.live(owner_id)
+        page, next_cursor = store.after_cursor([*kept, *ephemeral], position, limit)
+        return Page(items=[ref.public() for ref in page], next_cursor=next_cursor)
+
+    async def create(self, session: AsyncSession, owner_id: str, data: ConversationCreate) -> ConversationRef:
+        title = data.title or ""
+        if not data.ephemeral:
+            return await store.create_kept(session, owner_id, title)
+        if len(await self.ephemeral.live(owner_id)) >= MAX_EPHEMERAL_PER_USER:
+            raise Conflict(
+                f"at most {MAX_EPHEMERAL_PER_USER} ephemeral conversations at once; delete one or let it expire"
+            )
+        return await self.ephemeral.create(owner_id, title)
+
+    async def rename(self, session: AsyncSession, ref: ConversationRef, title: str) -> ConversationRef:
+        if ref.ephemeral:
+            return await self.ephemeral.rename(ref, title)
+        return await store.rename_kept(session, ref, title)
+
+    async def delete(self, session: AsyncSession, ref: ConversationRef) -> None:
+        if ref.ephemeral:
+            await self.ephemeral.delete(ref)
+            return
+        await store.delete_kept(session, ref)
+        await self.context_cache.drop(ref.id)
+
+    async def messages(
+        self, session: AsyncSession, ref: ConversationRef, limit: int, cursor: str | None
+    ) -> Page[ChatMessagePublic]:
+        """A page of the conversation's messages, newest first."""
+        position = decode_cursor(cursor) if cursor else None
+        if ref.ephemeral:
+            page, next_cursor = store.after_cursor(await self.ephemeral.messages(ref), position, limit)
+        else:
+            rows = await store.kept_messages(session, ref, position, limit + 1)
+            page, next_cursor = store.after_cursor(rows, None, limit)
+        return Page(items=[message.public() for message in page], next_cursor=next_cursor)
+
+    # -- answers -----------------------------------------------------------------------
+
+    async def start_turn(self, user_id: str, conversation_id: str, question: str) -> Turn:
+        """Everything before the provider is asked: the rate limit, the conversation, the
+        budget, and the grounding (records, memories, last turns)."""
+        await self.rate_limiter.hit(CHAT_RATE, "chat", user_id)
+        asked = StoredMessage.new("user", question)
+        async with self.read_sessions() as session:
+            ref = await self.find(session, user_id, conversation_id)
+            provider: Provider = await self.providers.for_user(user_id)
+            if self.budgets is not None and provider.is_remote:
+                await self.budgets.ensure_allowed(user_id)
+            if ref.ephemeral:
+                history = await self.ephemeral.context(ref)
+            else:
+                history = await store.kept_context(session, self.context_cache, ref)
+            context = await build_context(session, user_id, question, history, remote=provider.is_remote)
+        return Turn(user_id, ref, asked, provider, context)
+
+    async def answer(self, turn: Turn) -> ChatMessagePublic:
+        """The whole answer, stored; provider faults propagate as their 502/504."""
+        parts: list[str] = []
+        final: AnswerChunk | None = None
+        async with _closing(self._chunks(turn)) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk.text)
+                if chunk.done:
+                    final = chunk
+        return (await self._finish(turn, "".join(parts), final)).public()
+
+    async def stream(self, turn: Turn) -> AsyncIterator[bytes]:
+        """Server-Sent Events: `delta` per piece of text, `done` with the stored message, or
+        `error` (`{"error", "detail"}`); `: ping` while the provider is quiet.
+
+        The provider is read by a task of its own, so waiting for it can be interrupted by a
+        heartbeat without cancelling it; when the client goes away this generator is
+        cancelled and cancels that task, which closes the provider's stream."""
+        queue: asyncio.Queue[AnswerChunk | Exception | None] = asyncio.Queue()
+
+        async def read_provider() -> None:
+            try:
+                async with _closing(self._chunks(turn)) as chunks:
+                    async for chunk in chunks:
+                        queue.put_nowait(chunk)
+            except Exception as exc:  # noqa: BLE001 - handed over; the loop below raises it
+                queue.put_nowait(exc)
+            else:
+                queue.put_nowait(None)
+
+        reader = asyncio.create_task(read_provider(), name=f"chat-answer-{turn.conversation.id}")
+        parts: list[str] = []
+        final: AnswerChunk | None = None
+        try:
+            ended = False
+            while not ended:
+                try:
+                    batch = [] if not queue.empty() else [await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)]
+                except TimeoutError:
+                    yield PING
+                    continue
+                while not queue.empty():  # what has arrived meanwhile goes out in the same write
+                    batch.append(queue.get_nowait())
+                deltas = bytearray()
+                for item in batch:
+                    if item is None:
+                        ended = True
+                    elif isinstance(item, Exception):
+                        if deltas:
+                            yield bytes(deltas)
+                        raise item
+                    else:
+                        if item.text:
+                            parts.append(item.text)
+                            deltas += sse_event("delta", {"text": item.text})
+                        if item.done:
+                            final = item
+                if deltas:
+                    yield bytes(deltas)
+            # Shielded: an answer that is complete is stored even if its client leaves now.
+            storing = asyncio.ensure_future(self._finish(turn, "".join(parts), final))
+            try:
+                message = await asyncio.shield(storing)
+            except asyncio.CancelledError:
+                _keep(storing)
+                raise
+            yield sse_event("done", message.public().model_dump(mode="json"))
+        except JiluError as exc:
+            logger.warning("chat answer failed: %s (%s)", exc.code, exc.detail, extra={"error": exc.code})
+            yield sse_event("error", {"error": exc.code, "detail": exc.detail})
+        except Exception:
+            logger.exception("chat answer failed")
+            yield sse_event("error", {"error": "internal_error", "detail": "Internal server error"})
+        finally:
+            if not reader.done():
+                reader.cancel()
+                _keep(reader)
+
+    async def _chunks(self, turn: Turn) -> AsyncIterator[AnswerChunk]:
+        """The provider's answer, up to its final chunk; a provider silent for longer than
+        the idle timeout is a timeout (504)."""
+        async with _closing(turn.provider.answer(turn.context)) as stream:
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_timeout):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise ProviderTimeout("The LLM provider stopped sending its answer") from None
+                yield chunk
+                if chunk.done:
+                    return
+
+    async def _finish(self, turn: Turn, text: str, final: AnswerChunk | None) -> StoredMessage:
+        """Count the tokens, then store the question and the answer together. Citations are
+        only ids of records that were in the context."""
+        usage = final.usage if final is not None else Usage()
+        if self.budgets is not None and turn.provider.is_remote:
+            try:
+                await self.budgets.record(turn.user_id, usage.total)
+            except Exception:  # the answer is worth more than the bookkeeping
+                logger.exception("could not record %s tokens against the budget of %s", usage.total, turn.user_id)
+        text = text.strip()
+        if not text:
+            raise ProviderBadResponse("The LLM provider's answer was empty")
+        given = {record.id for record in turn.context.records}
+        cited = final.citations if final is not None else ()
+        answer = StoredMessage.new(
+            "assistant",
+            text,
+            citations=tuple(dict.fromkeys(c for c in cited if c in given)),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+        new_turn = NewTurn(turn.question, answer, title_from(turn.question.content))
+        ref = turn.conversation
+        if ref.ephemeral:
+            stored = await self.ephemeral.add_turn(ref, new_turn)
+        else:
+            async with transaction(self.write_sessions) as session:
+                stored = await store.add_kept_turn(session, ref, new_turn)
+            if stored:
+                await self.context_cache.append(ref.id, [message.turn() for message in new_turn.messages])
+        if not stored:
+            raise NotFound("the conversation was deleted or expired while it was being answered")
+        logger.info(
+            "answered in conversation %s with %s (%d records given, %d cited, %d tokens)",
+            ref.id,
+            turn.provider.name,
+            len(given),
+            len(answer.citations),
+            usage.total,
+        )
+        return answer

@@ -1,0 +1,106 @@
+"""What every LLM provider offers the applications of llm_service.
+
+Two kinds implement it: the offline provider `local` (no network, no model: extractive
+and keyword methods) and `remote` (any OpenAI-compatible endpoint, through
+`common.api_clients.llm` with the prompts in `llm_service/res/prompts/`). Applications
+(analysis, chat, memories, digests) speak only this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+Language = Literal["zh-CN", "en"]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A record given to a provider: only what the provider may see."""
+
+    id: str
+    kind: str
+    title: str | None
+    content: str
+    tags: tuple[str, ...]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What analysis fills in on a record: validated, never a prompt echo."""
+
+    title: str
+    summary: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    """Everything an answer may draw on. Citations may name only these records' ids."""
+
+    question: str
+    history: tuple[ChatTurn, ...] = ()
+    records: tuple[SourceRecord, ...] = ()
+    memories: tuple[str, ...] = ()
+    language: Language = "zh-CN"
+
+
+@dataclass(frozen=True)
+class AnswerChunk:
+    """One piece of a streamed answer; the last one has `done=True`, the citations and usage."""
+
+    text: str = ""
+    done: bool = False
+    citations: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True)
+class MemoryCandidate:
+    content: str
+    importance: float  # 0..1
+    long_term: bool
+
+
+class Provider(Protocol):
+    name: str
+    is_remote: bool  # True when text leaves the machine (ai_opt_out records never go there)
+
+    async def analyze(
+        self, record: SourceRecord, existing_tags: tuple[str, ...], language: Language
+    ) -> tuple[Analysis, Usage]:
+        """Title, summary and tags for one record, in the record's language."""
+        ...
+
+    def answer(self, context: ChatContext) -> AsyncIterator[AnswerChunk]:
+        """Stream an answer grounded in `context`; the final chunk carries the citations."""
+        ...
+
+    async def digest(
+        self, records: tuple[SourceRecord, ...], period: Literal["day", "week"], language: Language
+    ) -> tuple[str, Usage]:
+        """A Markdown digest of a period's records."""
+        ...
+
+    async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], Usage]:
+        """Facts worth remembering about the user from a record or a chat message."""
+        ...

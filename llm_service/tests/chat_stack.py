@@ -1,0 +1,156 @@
+"""A stack for the chat tests: llm_service, mobile_service and web_service each served over
+real HTTP (so streams are relayed as they are, unbuffered), user_service in-process for
+logins; one database, one Redis; the LLM provider is the fake one (`fake_provider.py`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common.database import create_engine
+from llm_service.app.config import LlmSettings
+from llm_service.app.main import create_app as create_llm_app
+from llm_service.tests.fake_provider import FakeProvider
+from mobile_service.app.config import MobileSettings
+from mobile_service.app.main import create_app as create_mobile_app
+from tests.support import app_client, serve_app
+from user_service.app.config import UserSettings
+from user_service.app.main import create_app as create_user_app
+from web_service.app.config import WebSettings
+from web_service.app.main import create_app as create_web_app
+
+PASSWORD = "plum-Lantern-42"
+SECRET = "s" * 40
+ANALYSIS = json.dumps({"title": "A note", "summary": "A short note.", "tags": ["note"]})
+
+
+@dataclass
+class SseEvent:
+    event: str  # "delta", "done", "error", or "comment" for `: ping`
+    data: Any
+
+
+@dataclass
+class ChatStack:
+    llm: httpx.AsyncClient
+    mobile: httpx.AsyncClient
+    web: httpx.AsyncClient
+    engine: AsyncEngine  # the same database, for asserting what is (not) stored
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # username → Authorization
+    user_ids: dict[str, str] = field(default_factory=dict)
+
+    async def record(self, username: str, **fields: Any) -> dict[str, Any]:
+        response = await self.mobile.post("/api/v1/records", headers=self.headers[username], json=fields)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def conversation(self, username: str, client: httpx.AsyncClient | None = None, **fields: Any) -> str:
+        response = await (client or self.mobile).post(
+            "/api/v1/chat/conversations", headers=self.headers[username], json=fields
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def ask(
+        self, username: str, conversation_id: str, content: str, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        return await (client or self.mobile).post(
+            f"/api/v1/chat/conversations/{conversation_id}/messages",
+            headers=self.headers[username],
+            json={"content": content},
+        )
+
+    async def ask_streaming(
+        self, username: str, conversation_id: str, content: str, client: httpx.AsyncClient | None = None
+    ) -> tuple[httpx.Response, list[SseEvent]]:
+        url = f"/api/v1/chat/conversations/{conversation_id}/messages"
+        body = {"content": content, "stream": True}
+        async with (client or self.mobile).stream("POST", url, headers=self.headers[username], json=body) as response:
+            if response.status_code != 200:
+                await response.aread()
+                return response, []
+            events = [event async for event in sse_events(response)]
+        return response, events
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
+    """Parse a Server-Sent Events body as it arrives."""
+    name, data = "", []
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            yield SseEvent("comment", line[1:].strip())
+        elif line == "":
+            if data:
+                yield SseEvent(name or "message", json.loads("\n".join(data)))
+            name, data = "", []
+        else:
+            key, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if key == "event":
+                name = value
+            elif key == "data":
+                data.append(value)
+
+
+def chat_text(fake: FakeProvider) -> str:
+    """What the provider was sent for chat answers only (analysis calls are not streamed)."""
+    texts = []
+    for request in fake.chat_requests:
+        body = request.json if isinstance(request.json, dict) else {}
+        if body.get("stream") is True:
+            texts += [m["content"] for m in body.get("messages", []) if isinstance(m.get("content"), str)]
+    return "\n".join(texts)
+
+
+def remote(fake: FakeProvider, **extra: Any) -> dict[str, Any]:
+    """llm_service settings whose default provider is the fake one."""
+    return {
+        "llm_provider": "custom",
+        "llm_base_url": fake.base_url,
+        "llm_model": "fake",
+        "llm_api_key": "sk-test-key-for-the-fake",
+        "llm_allowed_hosts": [fake.host_port],
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def chat_stack(
+    make_settings: Callable[..., Any], database_url: str, users: tuple[str, ...] = ("alice", "bob"), **llm: Any
+) -> AsyncIterator[ChatStack]:
+    common = {"database_url": database_url, "secret_key": SECRET}
+    timeout = httpx.Timeout(30.0)
+    async with AsyncExitStack() as stack:
+        llm_settings = make_settings(LlmSettings, **common, analysis_retry_seconds=0.2, **llm)
+        llm_url = await stack.enter_async_context(serve_app(create_llm_app(llm_settings)))
+        mobile_url = await stack.enter_async_context(
+            serve_app(create_mobile_app(make_settings(MobileSettings, **common, llm_url=llm_url)))
+        )
+        web_url = await stack.enter_async_context(
+            serve_app(create_web_app(make_settings(WebSettings, **common, llm_url=llm_url)))
+        )
+        users_client = await stack.enter_async_context(
+            app_client(create_user_app(make_settings(UserSettings, **common)))
+        )
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=timeout))
+            for url in (llm_url, mobile_url, web_url)
+        ]
+        engine = create_engine(database_url)
+        stack.push_async_callback(engine.dispose)
+        chat = ChatStack(*clients, engine=engine)
+        for username in users:
+            registered = await users_client.post(
+                "/api/v1/auth/register", json={"username": username, "password": PASSWORD}
+            )
+            assert registered.status_code == 201, registered.text
+            token = await users_client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+            chat.headers[username] = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            chat.user_ids[username] = registered.json()["id"]
+        yield chat

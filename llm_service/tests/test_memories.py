@@ -1,0 +1,439 @@
+"""Memories: the user's CRUD, dedupe and reinforcement, extraction from analysed records
+(offline and through the fake remote provider), the chat entry point, decay and expiry.
+
+user_service, mobile_service (records) and llm_service (its analysis workers on the test's
+event loop) run in-process on one database and Redis; the remote provider is the fake one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from common.ai.models import Memory
+from common.records.events import RECORD_EVENTS_STREAM
+from llm_service.app.analysis.queue import GROUP
+from llm_service.app.analysis.service import Sessions
+from llm_service.app.memories.service import content_key, remember_from_text, remember_one
+from llm_service.tests.fake_provider import Reply
+from llm_service.tests.llm_stack import LlmStack, remote_settings
+from tests.support import assert_error
+
+MEMORIES = "/api/v1/memories"
+UNKNOWN_ID = "01a2001e-0000-7000-8000-000000000000"
+
+
+def sessions_of(stack: LlmStack) -> Sessions:
+    state = stack.llm_app.state
+    return Sessions(read=state.sessionmaker, write=state.write_sessionmaker)
+
+
+async def add(stack: LlmStack, user: str = "alice", expect: int = 201, **body: Any) -> dict[str, Any]:
+    response = await stack.llm.post(MEMORIES, headers=stack.auth(user), json=body)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+async def listed(stack: LlmStack, user: str = "alice", **params: Any) -> list[dict[str, Any]]:
+    response = await stack.llm.get(MEMORIES, headers=stack.auth(user), params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+async def rows(stack: LlmStack) -> dict[str, Memory]:
+    """Every memory in the database (expired ones included), by content."""
+    async with stack.llm_app.state.sessionmaker() as session:
+        return {m.content: m for m in (await session.execute(select(Memory))).scalars()}
+
+
+async def wait_for_memory(stack: LlmStack, needle: str, user: str = "alice") -> dict[str, Any]:
+    for _ in range(240):
+        for memory in await listed(stack, user):
+            if needle in memory["content"]:
+                return memory
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no memory with {needle!r} appeared")
+
+
+async def wait_until_queue_drained(stack: LlmStack) -> None:
+    """Every record event read by the analysis workers and none still pending."""
+    redis = stack.llm_app.state.redis
+    for _ in range(240):
+        groups = {g["name"]: g for g in await redis.xinfo_groups(RECORD_EVENTS_STREAM)}
+        group = groups.get(GROUP)
+        if group and group["pending"] == 0 and group.get("lag") == 0:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError("the analysis queue did not drain")
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# -- the user's CRUD ---------------------------------------------------------------------
+
+
+async def test_a_user_adds_reads_edits_and_deletes_a_memory(stack) -> None:
+    before = datetime.now(UTC)
+    created = await add(stack, content="  I drink green tea every morning.  ")
+
+    assert created["content"] == "I drink green tea every morning."
+    assert created["importance"] == 0.7 and created["long_term"] is True
+    assert created["source"] == "user" and created["source_id"] is None and created["expires_at"] is None
+    read = await stack.llm.get(f"{MEMORIES}/{created['id']}", headers=stack.auth("alice"))
+    assert read.status_code == 200 and read.json() == created
+    assert [m["id"] for m in await listed(stack)] == [created["id"]]
+
+    edited = await stack.llm.patch(
+        f"{MEMORIES}/{created['id']}", headers=stack.auth("alice"), json={"importance": 0.2, "long_term": False}
+    )
+    assert edited.status_code == 200, edited.text
+    body = edited.json()
+    assert body["importance"] == 0.2 and body["long_term"] is False
+    expires = at(body["expires_at"])
+    assert before + timedelta(days=7) <= expires <= datetime.now(UTC) + timedelta(days=7)
+    assert [m["id"] for m in await listed(stack, long_term="false")] == [created["id"]]
+    assert await listed(stack, long_term="true") == []
+
+    back = await stack.llm.patch(f"{MEMORIES}/{created['id']}", headers=stack.auth("alice"), json={"long_term": True})
+    assert back.json()["long_term"] is True and back.json()["expires_at"] is None
+
+    deleted = await stack.llm.delete(f"{MEMORIES}/{created['id']}", headers=stack.auth("alice"))
+    assert deleted.status_code == 204
+    assert_error(await stack.llm.get(f"{MEMORIES}/{created['id']}", headers=stack.auth("alice")), 404, "not_found")
+    assert await listed(stack) == []
+    assert await rows(stack) == {}
+
+
+async def test_the_list_is_paginated_most_recently_changed_first(stack) -> None:
+    ids = [(await add(stack, content=f"Fact number {i}."))["id"] for i in range(5)]
+
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        response = await stack.llm.get(MEMORIES, headers=stack.auth("alice"), params=params)
+        assert response.status_code == 200
+        page = response.json()
+        assert len(page["items"]) <= 2
+        seen += [m["id"] for m in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    assert pages == 3
+
+    again = await add(stack, expect=200, content="fact NUMBER 1")  # reinforced: changed most recently
+    assert again["id"] == ids[1]
+    assert (await listed(stack))[0]["id"] == ids[1]
+
+
+async def test_expired_short_term_memories_are_hidden_and_stating_them_again_revives_them(stack) -> None:
+    plan = await add(stack, content="Going to Shanghai next Wednesday.", long_term=False)
+    keep = await add(stack, content="Likes jasmine tea.")
+    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        await session.execute(update(Memory).where(Memory.id == plan["id"]).values(expires_at=past))
+
+    assert [m["id"] for m in await listed(stack)] == [keep["id"]]
+    assert_error(await stack.llm.get(f"{MEMORIES}/{plan['id']}", headers=stack.auth("alice")), 404, "not_found")
+    hidden = await stack.llm.patch(f"{MEMORIES}/{plan['id']}", headers=stack.auth("alice"), json={"importance": 1})
+    assert_error(hidden, 404, "not_found")
+
+    revived = await add(stack, content="Going to Shanghai next Wednesday.", long_term=False, importance=0.3)
+    assert revived["id"] == plan["id"]
+    assert revived["importance"] == 0.3
+    assert at(revived["expires_at"]) > datetime.now(UTC) + timedelta(days=6)
+    assert {m["id"] for m in await listed(stack)} == {plan["id"], keep["id"]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"content": ""},
+        {"content": "   "},
+        {"content": "x" * 501},
+        {"content": "nul \x00 inside"},
+        {"content": "fine", "importance": 1.5},
+        {"content": "fine", "importance": -0.1},
+        {"content": "fine", "importance": "high"},
+        {"content": "fine", "long_term": "maybe"},
+        {"content": "fine", "source": "record"},
+        {"content": "fine", "expires_at": "2030-01-01T00:00:00Z"},
+        {"content": ["a list"]},
+    ],
+)
+async def test_bad_new_memories_get_a_422_and_nothing_is_stored(stack, body) -> None:
+    response = await stack.llm.post(MEMORIES, headers=stack.auth("alice"), json=body)
+
+    problems = assert_error(response, 422, "validation_error")
+    assert isinstance(problems, list) and problems
+    assert await rows(stack) == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"content": None},
+        {"importance": None},
+        {"long_term": None},
+        {"content": ""},
+        {"importance": 2},
+        {"source": "user"},
+        {"content_key": "x"},
+    ],
+)
+async def test_bad_edits_get_a_422_naming_the_field_and_change_nothing(stack, body) -> None:
+    memory = await add(stack, content="Has a cat named Mochi.")
+
+    response = await stack.llm.patch(f"{MEMORIES}/{memory['id']}", headers=stack.auth("alice"), json=body)
+
+    problems = assert_error(response, 422, "validation_error")
+    assert isinstance(problems, list) and any(next(iter(body)) in p["field"] for p in problems), problems
+    assert (await listed(stack))[0] == memory
+
+
+async def test_bad_list_parameters_are_4xx(stack) -> None:
+    headers = stack.auth("alice")
+    assert_error(await stack.llm.get(MEMORIES, headers=headers, params={"limit": 0}), 422, "validation_error")
+    assert_error(await stack.llm.get(MEMORIES, headers=headers, params={"limit": 201}), 422, "validation_error")
+    assert_error(await stack.llm.get(MEMORIES, headers=headers, params={"long_term": "maybe"}), 422, "validation_error")
+    assert_error(await stack.llm.get(MEMORIES, headers=headers, params={"cursor": "garbage"}), 400, "bad_request")
+    assert_error(await stack.llm.get(MEMORIES), 401, "unauthorized")
+    odd = await stack.llm.get(f"{MEMORIES}/%00", headers=headers)
+    assert_error(odd, 404, "not_found")
+
+
+async def test_another_users_memory_is_404_on_every_route_and_never_listed(stack) -> None:
+    mine = await add(stack, content="Allergic to shellfish.", importance=0.9)
+    url = f"{MEMORIES}/{mine['id']}"
+    bob = stack.auth("bob")
+
+    assert_error(await stack.llm.get(url, headers=bob), 404, "not_found")
+    assert_error(await stack.llm.patch(url, headers=bob, json={"content": "hacked"}), 404, "not_found")
+    assert_error(await stack.llm.delete(url, headers=bob), 404, "not_found")
+    assert_error(await stack.llm.get(f"{MEMORIES}/{UNKNOWN_ID}", headers=bob), 404, "not_found")
+    assert await listed(stack, "bob") == []
+    # The same fact stated by bob is bob's own memory, not a reinforcement of alice's.
+    bobs = await add(stack, "bob", content="Allergic to shellfish.", importance=0.1)
+    assert bobs["id"] != mine["id"] and bobs["importance"] == 0.1
+
+    assert await listed(stack) == [mine]
+    assert [m["id"] for m in await listed(stack, "bob")] == [bobs["id"]]
+
+
+# -- dedupe and reinforcement ------------------------------------------------------------
+
+
+def test_the_content_key_ignores_case_width_spacing_and_final_punctuation() -> None:
+    base = content_key("User is allergic to peanuts.")
+    assert content_key("  user IS   allergic\tto peanuts") == base
+    assert content_key("ＵＳＥＲ is allergic to peanuts！") == base  # full width (NFKC)
+    assert content_key("用户对花生过敏。") == content_key("用户对花生过敏")
+    assert content_key("User is allergic to peanut.") != base
+    assert content_key("User is not allergic to peanuts.") != base
+
+
+async def test_stating_a_known_fact_again_reinforces_it_instead_of_duplicating(stack) -> None:
+    first = await add(stack, content="Prefers window seats.", importance=0.4, long_term=False)
+
+    second = await add(stack, expect=200, content="  prefers WINDOW seats！", importance=0.9)
+    third = await add(stack, expect=200, content="Prefers window seats", importance=0.1)
+
+    assert second["id"] == first["id"] == third["id"]
+    assert second["content"] == "Prefers window seats."  # the first wording stays
+    assert second["importance"] == 0.9 and third["importance"] == 0.9  # the larger one
+    assert second["long_term"] is True and second["expires_at"] is None  # promoted by a long-term statement
+    assert at(second["reinforced_at"]) >= at(first["reinforced_at"])
+    assert len(await listed(stack)) == 1
+
+
+async def test_extraction_reinforces_a_short_term_memory_and_pushes_its_expiry(stack) -> None:
+    owner = await stack.user_id("alice")
+    start = datetime.now(UTC)
+    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+        first = await remember_one(
+            session, owner, "Meeting Li Wei on Friday.", importance=0.4, long_term=False, source="chat", now=start
+        )
+    later = start + timedelta(days=3)
+    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+        again = await remember_one(
+            session, owner, "meeting li wei on friday", importance=0.6, long_term=False, source="record", now=later
+        )
+
+    assert first.created and not again.created
+    memory = (await rows(stack))["Meeting Li Wei on Friday."]
+    assert memory.id == first.memory.id
+    assert memory.importance == 0.6 and memory.long_term is False
+    assert memory.expires_at == later + timedelta(days=7)
+    assert memory.reinforced_at == later
+    assert memory.source == "chat"  # where it was first found
+
+
+async def test_new_content_that_another_memory_states_is_a_409(stack) -> None:
+    tea = await add(stack, content="Likes tea.")
+    coffee = await add(stack, content="Likes coffee.")
+
+    clash = await stack.llm.patch(
+        f"{MEMORIES}/{coffee['id']}", headers=stack.auth("alice"), json={"content": "likes TEA"}
+    )
+    renamed = await stack.llm.patch(
+        f"{MEMORIES}/{coffee['id']}", headers=stack.auth("alice"), json={"content": "Likes cocoa."}
+    )
+
+    assert clash.status_code == 409 and clash.json()["error"] == "conflict"
+    assert renamed.status_code == 200 and renamed.json()["content"] == "Likes cocoa."
+    assert (await add(stack, expect=200, content="likes cocoa"))["id"] == coffee["id"]
+    assert (await add(stack, content="Likes coffee."))["id"] not in {tea["id"], coffee["id"]}
+
+
+# -- extraction --------------------------------------------------------------------------
+
+
+async def test_an_analysed_record_yields_a_memory_and_an_opted_out_one_none(stack) -> None:
+    private = await stack.create_record("alice", content="我对猫毛过敏。", ai_opt_out=True)
+    record = await stack.create_record("alice", content="我对花生过敏。")
+
+    memory = await wait_for_memory(stack, "花生")
+    await wait_until_queue_drained(stack)
+
+    assert memory["content"] == "用户对花生过敏。"
+    assert memory["long_term"] is True and memory["expires_at"] is None
+    assert memory["source"] == "record" and memory["source_id"] == record["id"]
+    assert memory["importance"] == pytest.approx(0.9)
+    assert all("猫" not in m["content"] for m in await listed(stack))
+    assert private["ai"]["status"] == "skipped"
+    assert await listed(stack, "bob") == []
+
+
+async def test_a_plan_in_a_record_becomes_a_short_term_memory(stack) -> None:
+    await stack.create_record("alice", content="我下周三要去上海出差。")
+
+    memory = await wait_for_memory(stack, "上海")
+
+    assert memory["long_term"] is False
+    assert at(memory["expires_at"]) > datetime.now(UTC) + timedelta(days=6)
+
+
+async def test_the_remote_provider_extracts_after_analysis_and_never_sees_opted_out_text(make_stack, fake) -> None:
+    analysis = json.dumps({"title": "Allergy", "summary": "An allergy.", "tags": ["health"]})
+    facts = json.dumps({"memories": [{"content": "User is allergic to peanuts", "importance": 0.8, "long_term": True}]})
+    fake.script(Reply(text=analysis), Reply(text=facts))
+    fake.default_reply = Reply(text=json.dumps({"memories": []}))
+    settings = remote_settings(fake, llm_allowed_hosts=[fake.host_port], analysis_workers=1)
+    async with make_stack(**settings) as stack:
+        await stack.create_record("alice", content="my secret zebra diary: I am allergic to zebras", ai_opt_out=True)
+        record = await stack.create_record("alice", content="I'm allergic to peanuts, says the doctor.")
+
+        memory = await wait_for_memory(stack, "peanuts")
+        await wait_until_queue_drained(stack)
+
+        assert memory["content"] == "User is allergic to peanuts"
+        assert memory["source"] == "record" and memory["source_id"] == record["id"]
+        assert memory["importance"] == 0.8
+        assert len(fake.chat_requests) == 2  # the analysis, then the extraction
+        assert "zebra" not in fake.received_text()
+        assert len(await listed(stack)) == 1
+
+
+async def test_no_memories_are_extracted_when_the_analysis_failed(make_stack, fake) -> None:
+    fake.default_reply = Reply.html()  # never a usable answer
+    settings = remote_settings(fake, llm_allowed_hosts=[fake.host_port], analysis_max_attempts=2)
+    async with make_stack(**settings) as stack:
+        record = await stack.create_record("alice", content="I'm allergic to peanuts.")
+
+        failed = await stack.wait_for_ai("alice", record["id"])
+        await wait_until_queue_drained(stack)
+
+        assert failed["ai"]["status"] == "failed"
+        assert len(fake.chat_requests) == 2  # two analysis attempts and no extraction call
+        assert await listed(stack) == []
+
+
+async def test_remember_from_text_stores_a_chats_facts(stack) -> None:
+    owner = await stack.user_id("alice")
+    provider = await stack.llm_app.state.providers.for_user(owner)
+    text = "我叫王小明。我下周三要去上海出差。"
+
+    stored = await remember_from_text(sessions_of(stack), provider, owner, text, "chat", UNKNOWN_ID)
+    again = await remember_from_text(sessions_of(stack), provider, owner, text, "chat", UNKNOWN_ID)
+
+    assert [r.created for r in stored] == [True, True] and [r.created for r in again] == [False, False]
+    memories = {m["content"]: m for m in await listed(stack)}
+    assert len(memories) == 2
+    name = next(m for c, m in memories.items() if "王小明" in c)
+    plan = next(m for c, m in memories.items() if "上海" in c)
+    assert name["long_term"] is True and plan["long_term"] is False
+    assert {name["source"], plan["source"]} == {"chat"} and name["source_id"] == UNKNOWN_ID
+
+
+# -- decay and expiry --------------------------------------------------------------------
+
+
+async def test_the_daily_job_decays_extracted_memories_and_forgets_expired_and_faded_ones(stack) -> None:
+    owner = await stack.user_id("alice")
+    start = datetime.now(UTC)
+    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+        for content, importance in (("Extracted strong fact.", 0.9), ("Extracted weak fact.", 0.051)):
+            await remember_one(
+                session, owner, content, importance=importance, long_term=True, source="record", now=start
+            )
+        await remember_one(
+            session, owner, "Recently reinforced fact.", importance=0.9, long_term=True, source="chat",
+            now=start + timedelta(days=1, hours=12),
+        )  # fmt: skip
+    await add(stack, content="User's own fact.", importance=0.3)
+    await add(stack, content="User's own plan.", importance=0.3, long_term=False)
+    scheduler = stack.llm_app.state.scheduler
+    strong_updated = (await rows(stack))["Extracted strong fact."].updated_at
+
+    report = await scheduler.run_once(now=start + timedelta(days=2))
+
+    memories = await rows(stack)
+    assert report.decay is not None and report.decay.forgotten == 1 and report.decay.expired == 0
+    assert memories["Extracted strong fact."].importance == pytest.approx(0.9 * 0.97)
+    assert memories["Extracted strong fact."].updated_at == strong_updated  # decay is not an edit
+    assert "Extracted weak fact." not in memories  # 0.051 × 0.97 < the 0.05 floor
+    assert memories["Recently reinforced fact."].importance == 0.9  # reinforced within the day
+    assert memories["User's own fact."].importance == 0.3  # the user's own never decay
+    assert "User's own plan." in memories
+
+    earlier_that_day = (start + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    same_day = await scheduler.run_once(now=earlier_that_day)
+    assert same_day.decay is None  # once per day, across every replica
+    assert (await rows(stack))["Extracted strong fact."].importance == pytest.approx(0.9 * 0.97)
+
+    week_later = await scheduler.run_once(now=start + timedelta(days=8))
+    memories = await rows(stack)
+    assert week_later.decay is not None and week_later.decay.expired == 1
+    assert "User's own plan." not in memories  # short-term: gone after its 7 days
+    assert memories["Extracted strong fact."].importance == pytest.approx(0.9 * 0.97 * 0.97)
+    assert memories["Recently reinforced fact."].importance == pytest.approx(0.9 * 0.97)
+    assert memories["User's own fact."].importance == 0.3
+
+
+async def test_an_edited_memory_is_the_users_own_and_stops_decaying(stack) -> None:
+    owner = await stack.user_id("alice")
+    start = datetime.now(UTC)
+    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+        found = await remember_one(
+            session, owner, "Runs on Sundays.", importance=0.06, long_term=True, source="record", now=start
+        )
+    edited = await stack.llm.patch(
+        f"{MEMORIES}/{found.memory.id}", headers=stack.auth("alice"), json={"content": "Runs on Sunday mornings."}
+    )
+    assert edited.status_code == 200 and edited.json()["source"] == "user"
+
+    for day in range(2, 6):
+        await stack.llm_app.state.scheduler.run_once(now=start + timedelta(days=day))
+
+    assert (await rows(stack))["Runs on Sunday mornings."].importance == 0.06

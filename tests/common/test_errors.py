@@ -1,0 +1,139 @@
+"""One JSON error shape on every service, for 404, 405, 422 and 500, with request id and headers."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from flask import Flask
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from starlette.routing import Mount
+
+from common.deps import SessionDep
+from common.errors import RateLimited
+from tests.common.conftest import SERVICES
+from tests.support import app_client, assert_error
+
+SECRET_MESSAGE = "database password is hunter2"
+
+
+class Item(BaseModel):
+    name: str
+    count: int = Field(ge=1)
+
+
+def with_test_routes(app: FastAPI) -> FastAPI:
+    async def crash() -> None:
+        raise RuntimeError(SECRET_MESSAGE)
+
+    async def create_item(item: Item) -> Item:
+        return item
+
+    async def limited() -> None:
+        raise RateLimited(30)
+
+    app.add_api_route("/test/crash", crash)
+    app.add_api_route("/test/items", create_item, methods=["POST"])
+    app.add_api_route("/test/limited", limited)
+    # web_service mounts Flask at "/" for every other path: keep that mount last.
+    app.router.routes.sort(key=lambda route: isinstance(route, Mount))
+    return app
+
+
+@pytest.fixture(params=list(SERVICES))
+def app(request: pytest.FixtureRequest, build_app: Callable[..., FastAPI]) -> FastAPI:
+    return with_test_routes(build_app(request.param))
+
+
+async def test_unknown_path_is_404(app: FastAPI) -> None:
+    async with app_client(app) as client:
+        detail = assert_error(await client.get("/no/such/page"), 404, "not_found")
+    assert isinstance(detail, str) and detail
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/health"), ("DELETE", "/health"), ("GET", "/test/items")])
+async def test_wrong_method_is_405(app: FastAPI, method: str, path: str) -> None:
+    async with app_client(app) as client:
+        assert_error(await client.request(method, path), 405, "method_not_allowed")
+
+
+async def test_invalid_body_is_422_naming_each_field(app: FastAPI) -> None:
+    valid = {"name": "笔记", "count": 2}
+    async with app_client(app) as client:
+        invalid = await client.post("/test/items", json={"count": 0})
+        not_json = await client.post("/test/items", content=b"{not", headers={"content-type": "application/json"})
+        accepted = await client.post("/test/items", json=valid)
+    detail = assert_error(invalid, 422, "validation_error")
+    assert isinstance(detail, list)
+    assert {problem["field"] for problem in detail} == {"body.name", "body.count"}
+    assert all(problem["message"] and problem["type"] for problem in detail)
+    assert_error(not_json, 422, "validation_error")
+    assert accepted.json() == valid
+
+
+async def test_unhandled_exception_is_a_bare_500(app: FastAPI) -> None:
+    async with app_client(app) as client:
+        response = await client.get("/test/crash", headers={"X-Request-ID": "crash-1"})
+    assert_error(response, 500, "internal_error")
+    assert response.json() == {"error": "internal_error", "detail": "Internal server error"}
+    assert "Traceback" not in response.text and "hunter2" not in response.text
+    assert response.headers["x-request-id"] == "crash-1"
+
+
+async def test_jilu_errors_keep_their_code_and_headers(app: FastAPI) -> None:
+    async with app_client(app) as client:
+        response = await client.get("/test/limited")
+    assert_error(response, 429, "rate_limited")
+    assert response.headers["retry-after"] == "30"
+
+
+def flask_app_of(app: FastAPI) -> Flask:
+    (mount,) = [route for route in app.routes if isinstance(route, Mount)]
+    return mount.app.app  # the WSGI app inside a2wsgi's middleware
+
+
+async def test_web_service_flask_pages_share_the_error_shape(build_app: Callable[..., FastAPI]) -> None:
+    app = build_app("web")
+    flask_app = flask_app_of(app)
+
+    def crash() -> str:
+        raise RuntimeError(SECRET_MESSAGE)
+
+    flask_app.add_url_rule("/test-flask-crash", view_func=crash)
+    async with app_client(app) as client:
+        page = await client.get("/")
+        assert page.status_code == 200 and "Jilu" in page.text
+        assert_error(await client.get("/no-such-page.html"), 404, "not_found")
+        assert_error(await client.post("/"), 405, "method_not_allowed")
+        crashed = await client.get("/test-flask-crash")
+    assert_error(crashed, 500, "internal_error")
+    assert "hunter2" not in crashed.text and "Traceback" not in crashed.text
+
+
+async def test_a_busy_database_answers_503_with_retry_after(build_app, migrated_database_url, tmp_path) -> None:
+    """A write that cannot take SQLite's lock within busy_timeout is 'try again', not a 500."""
+    if not migrated_database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock")
+    router = APIRouter()
+
+    @router.post("/busy")
+    async def busy(session: SessionDep) -> dict[str, str]:
+        await session.execute(text("PRAGMA busy_timeout=50"))
+        await session.execute(text("CREATE TABLE IF NOT EXISTS test_busy (x INTEGER)"))
+        return {"ok": "yes"}
+
+    app = build_app("mobile", database_url=migrated_database_url)
+    app.include_router(router)
+    holder = sqlite3.connect(migrated_database_url.split("///", 1)[1], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        async with app_client(app) as client:
+            response = await client.post("/busy")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_error(response, 503, "service_unavailable")
+    assert response.headers["retry-after"] == "1"

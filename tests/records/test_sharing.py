@@ -1,0 +1,438 @@
+"""Share links: `POST|DELETE /api/v1/records/{id}/share`, `GET /api/v1/public/{slug}` and the
+page `GET /s/{slug}` on the web port, on real apps, a real database and a real Redis.
+
+The page's Flask view runs its lookup on the serving app's event loop; in-process (ASGI
+transport) that loop is the test's own, and `test_share_page_over_real_http` checks the
+same with uvicorn serving on its own loop in another thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Callable
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from common.records.models import Record
+from common.records.sharing.service import PUBLIC_READ_RATE
+from tests.records.conftest import Account, RecordsStack
+from tests.support import assert_error, serve_app
+from web_service.app.config import WebSettings
+from web_service.app.main import create_app as create_web_app
+from web_service.app.web import create_flask_app
+from web_service.app.web.share import SharedRecords
+
+PUBLIC_FIELDS = {"kind", "title", "content", "tags", "occurred_at", "updated_at"}
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+HOSTILE_CONTENT = "\n\n".join(
+    [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "[x](javascript:alert(1))",
+        "[y](JaVaScRiPt:alert(2)) [z](vbscript:msgbox(3)) [d](data:text/html;base64,PHNjcmlwdD4=)",
+        '<a href="javascript:alert(4)">raw link</a>',
+        "![pic](javascript:alert(5))",
+        "<iframe src=https://evil.example></iframe>",
+        '<svg onload="alert(6)"></svg>',
+    ]
+)
+
+
+class Elements(HTMLParser):
+    """Every element of a page with its attributes, and its text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {name: value or "" for name, value in attrs}))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def tags(self, name: str) -> list[dict[str, str]]:
+        return [attrs for tag, attrs in self.elements if tag == name]
+
+    @property
+    def all_text(self) -> str:
+        return "".join(self.text)
+
+
+def assert_inert(html: str) -> Elements:
+    """No script element, no event-handler attribute, no script URL anywhere in `html`."""
+    page = Elements(html)
+    names = {tag for tag, _ in page.elements}
+    assert not names & {"script", "iframe", "object", "embed", "svg"}, names
+    for tag, attrs in page.elements:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name, value)
+            if name in {"href", "src", "action", "formaction", "xlink:href"}:
+                scheme = re.sub(r"[\s\x00-\x1f]", "", value).lower()
+                assert not scheme.startswith(("javascript:", "vbscript:", "data:text")), (tag, name, value)
+    return page
+
+
+async def share(client: httpx.AsyncClient, account: Account, record_id: str, status: int = 201) -> dict[str, str]:
+    response = await client.post(f"/api/v1/records/{record_id}/share", headers=account.headers)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def revoke(client: httpx.AsyncClient, account: Account, record_id: str) -> None:
+    response = await client.delete(f"/api/v1/records/{record_id}/share", headers=account.headers)
+    assert response.status_code == 204, response.text
+
+
+async def page_is_gone(web: httpx.AsyncClient, url: str) -> None:
+    response = await web.get(url)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "这个链接不存在或已失效" in response.text
+    assert response.headers["content-security-policy"] == PAGE_CSP
+
+
+async def public_json_is_gone(client: httpx.AsyncClient, slug: str) -> None:
+    response = await client.get(f"/api/v1/public/{slug}")
+    assert_error(response, 404, "not_found")
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_shared_record_is_readable_without_login(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    record = await records_stack.create(
+        records_api,
+        records_owner,
+        kind="diary",
+        title="周末去爬山",
+        content="今天天气很好，我们去了**香山**。",
+        tags=["旅行", "Weekend"],
+        occurred_at="2026-10-03T08:30:00+00:00",
+    )
+    link = await share(records_api, records_owner, record["id"])
+    assert set(link) == {"slug", "url"}
+    assert link["url"] == f"/s/{link['slug']}"
+
+    # JSON, on the port that shared it, with no Authorization header.
+    response = await records_api.get(f"/api/v1/public/{link['slug']}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == PUBLIC_FIELDS
+    assert body["kind"] == "diary"
+    assert body["title"] == "周末去爬山"
+    assert body["content"] == "今天天气很好，我们去了**香山**。"
+    assert body["tags"] == ["旅行", "weekend"]
+    assert body["occurred_at"].startswith("2026-10-03T08:30:00")
+    assert response.headers["cache-control"] == "no-store"
+    assert "noindex" in response.headers["x-robots-tag"]
+
+    # The page, on the web port.
+    page = await records_stack.web.get(link["url"])
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == PAGE_CSP
+    assert "noindex" in page.headers["x-robots-tag"]
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+    parsed = Elements(page.text)
+    text = parsed.all_text
+    for expected in ("周末去爬山", "日记", "2026-10-03", "#旅行", "#weekend", "Shared from Jilu 记录"):
+        assert expected in text, expected
+    assert parsed.tags("strong")  # the Markdown was rendered
+    assert "香山" in text
+
+    # Sharing is a change to the record: `shared`, a new version, an event for sync and AI.
+    current = (await records_api.get(f"/api/v1/records/{record['id']}", headers=records_owner.headers)).json()
+    assert current["shared"] is True
+    assert current["version"] == record["version"] + 1
+    last_event = (await records_stack.events())[-1]
+    assert last_event["type"] == "updated"
+    assert last_event["record_id"] == record["id"]
+    assert last_event["version"] == str(current["version"])
+
+
+async def test_sharing_a_shared_record_returns_the_same_link(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    record = await records_stack.create(records_api, records_owner)
+    first = await share(records_api, records_owner, record["id"])
+    version = (await records_stack.record_row(record["id"])).version
+    again = await share(records_api, records_owner, record["id"], status=200)
+    assert again == first
+    assert (await records_stack.record_row(record["id"])).version == version  # nothing changed
+
+
+async def test_hostile_content_renders_inert(records_stack: RecordsStack, records_owner: Account) -> None:
+    web = records_stack.web
+    record = await records_stack.create(
+        web, records_owner, title="<script>alert('title')</script>", content=HOSTILE_CONTENT, tags=["<b>x</b>"]
+    )
+    link = await share(web, records_owner, record["id"])
+    response = await web.get(link["url"])
+    assert response.status_code == 200, response.text
+    html = response.text
+    assert "<script" not in html.lower()
+    page = assert_inert(html)
+    assert not page.tags("img")  # neither the raw <img> nor the javascript: image became one
+    assert not [a for a in page.tags("a") if a.get("href")]  # no link survived
+    # The hostile text is shown as text, escaped.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script>alert('title')</script>" in page.all_text
+    assert "<b>x</b>" in page.all_text
+    assert "[x](javascript:alert(1))" in page.all_text
+    assert response.headers["content-security-policy"] == PAGE_CSP
+
+
+async def test_markdown_formatting_renders(records_stack: RecordsStack, records_owner: Account) -> None:
+    web = records_stack.web
+    content = (
+        "## 今日计划\n\n"
+        "- 写*周报*\n- 看**预算**\n\n"
+        "1. first\n2. second\n\n"
+        "> 引用一句话\n\n"
+        "`code` and [a site](https://example.com/page?a=1&b=2)\n"
+    )
+    record = await records_stack.create(web, records_owner, content=content)
+    link = await share(web, records_owner, record["id"])
+    response = await web.get(link["url"])
+    assert response.status_code == 200, response.text
+    page = assert_inert(response.text)
+    assert "今日计划" in "".join(page.text)
+    assert page.tags("h2")
+    assert len(page.tags("li")) == 4
+    assert page.tags("ul") and page.tags("ol")
+    assert page.tags("em") and page.tags("strong") and page.tags("blockquote") and page.tags("code")
+    links = [a for a in page.tags("a") if a.get("href")]
+    assert [a["href"] for a in links] == ["https://example.com/page?a=1&b=2"]
+    assert "noopener" in links[0]["rel"] and "nofollow" in links[0]["rel"]
+    assert "## 今日计划" not in response.text  # rendered, not shown raw
+
+
+async def test_revoking_kills_page_and_json_for_good(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    record = await records_stack.create(records_api, records_owner, title="short-lived")
+    link = await share(records_api, records_owner, record["id"])
+    assert (await records_stack.web.get(link["url"])).status_code == 200
+
+    await revoke(records_api, records_owner, record["id"])
+    await public_json_is_gone(records_api, link["slug"])
+    await page_is_gone(records_stack.web, link["url"])
+    current = (await records_api.get(f"/api/v1/records/{record['id']}", headers=records_owner.headers)).json()
+    assert current["shared"] is False
+    assert current["version"] == record["version"] + 2  # shared, then unshared
+    assert (await records_stack.record_row(record["id"])).share_slug is None
+
+    # Revoking again is harmless and changes nothing.
+    await revoke(records_api, records_owner, record["id"])
+    assert (await records_stack.record_row(record["id"])).version == current["version"]
+
+    # Sharing again makes a new link; the old one stays dead.
+    renewed = await share(records_api, records_owner, record["id"])
+    assert renewed["slug"] != link["slug"]
+    assert (await records_api.get(f"/api/v1/public/{renewed['slug']}")).status_code == 200
+    await public_json_is_gone(records_api, link["slug"])
+    await page_is_gone(records_stack.web, link["url"])
+
+
+async def test_another_users_record_cannot_be_shared_or_revoked(
+    records_stack: RecordsStack,
+    records_api: httpx.AsyncClient,
+    records_owner: Account,
+    records_stranger: Account,
+) -> None:
+    record = await records_stack.create(records_api, records_owner)
+    path = f"/api/v1/records/{record['id']}/share"
+
+    assert_error(await records_api.post(path, headers=records_stranger.headers), 404, "not_found")
+    assert (await records_stack.record_row(record["id"])).share_slug is None
+
+    link = await share(records_api, records_owner, record["id"])
+    assert_error(await records_api.post(path, headers=records_stranger.headers), 404, "not_found")
+    assert_error(await records_api.delete(path, headers=records_stranger.headers), 404, "not_found")
+    assert (await records_stack.record_row(record["id"])).share_slug == link["slug"]  # still shared
+    assert (await records_api.get(f"/api/v1/public/{link['slug']}")).status_code == 200
+
+    unknown = "/api/v1/records/01900000-0000-7000-8000-000000000000/share"
+    assert_error(await records_api.post(unknown, headers=records_owner.headers), 404, "not_found")
+    assert_error(await records_api.delete(unknown, headers=records_owner.headers), 404, "not_found")
+
+
+async def test_sharing_needs_login(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    record = await records_stack.create(records_api, records_owner)
+    path = f"/api/v1/records/{record['id']}/share"
+    assert_error(await records_api.post(path), 401, "unauthorized")
+    assert_error(await records_api.delete(path), 401, "unauthorized")
+    assert (await records_stack.record_row(record["id"])).share_slug is None
+
+
+async def test_deleting_the_record_kills_its_link(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    record = await records_stack.create(records_api, records_owner)
+    link = await share(records_api, records_owner, record["id"])
+
+    response = await records_api.delete(f"/api/v1/records/{record['id']}", headers=records_owner.headers)
+    assert response.status_code == 204, response.text
+    await public_json_is_gone(records_api, link["slug"])
+    await page_is_gone(records_stack.web, link["url"])
+    path = f"/api/v1/records/{record['id']}/share"
+    assert_error(await records_api.post(path, headers=records_owner.headers), 404, "not_found")
+    assert_error(await records_api.delete(path, headers=records_owner.headers), 404, "not_found")
+
+
+async def test_a_deleted_record_with_a_stale_slug_is_not_served(
+    records_stack: RecordsStack, records_owner: Account
+) -> None:
+    """Even if a deleted row still carried a slug (an older write path, an import), the
+    public side only serves live records."""
+    web = records_stack.web
+    record = await records_stack.create(web, records_owner)
+    link = await share(web, records_owner, record["id"])
+    async with records_stack.apps["web"].state.write_sessionmaker() as session, session.begin():
+        await session.execute(update(Record).where(Record.id == record["id"]).values(is_deleted=True))
+    await public_json_is_gone(web, link["slug"])
+    await page_is_gone(web, link["url"])
+
+
+async def test_slugs_are_long_random_and_never_reused(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    first = await records_stack.create(records_api, records_owner)
+    second = await records_stack.create(records_api, records_owner)
+    slugs = [(await share(records_api, records_owner, first["id"]))["slug"]]
+    slugs.append((await share(records_api, records_owner, second["id"]))["slug"])
+    await revoke(records_api, records_owner, first["id"])
+    slugs.append((await share(records_api, records_owner, first["id"]))["slug"])
+
+    assert len(set(slugs)) == 3
+    for slug in slugs:
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", slug), slug
+        raw = base64.urlsafe_b64decode(slug + "=" * (-len(slug) % 4))
+        assert len(raw) * 8 >= 128, slug
+        assert len(set(raw)) > len(raw) // 2  # random bytes, not a padded counter
+    # No two slugs share a long common prefix (as sequential or time-based ids would).
+    assert len({slug[:8] for slug in slugs}) == 3
+
+
+async def test_public_record_exposes_no_private_fields(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    record = await records_stack.create(records_api, records_owner, content="公开的内容")
+    link = await share(records_api, records_owner, record["id"])
+    async with records_stack.apps["web"].state.write_sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Record)
+            .where(Record.id == record["id"])
+            .values(
+                ai_title="AI-TITLE-MARKER",
+                ai_summary="AI-SUMMARY-MARKER",
+                ai_tags=["ai-tag-marker"],
+                device_id="DEVICE-MARKER",
+            )
+        )
+
+    response = await records_api.get(f"/api/v1/public/{link['slug']}")
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == PUBLIC_FIELDS
+    page = await records_stack.web.get(link["url"])
+    assert page.status_code == 200
+    assert "公开的内容" in page.text
+    for text in (response.text, page.text):
+        for secret in (record["id"], records_owner.id, "AI-TITLE-MARKER", "AI-SUMMARY-MARKER", "ai-tag-marker"):
+            assert secret not in text
+        assert "DEVICE-MARKER" not in text
+        assert "version" not in text
+
+
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "x",
+        secrets.token_urlsafe(24),  # well-formed, never issued
+        "%3Cscript%3Ealert(1)%3C",
+        "a" * 64 + "!",
+        "....etc",
+        "' OR '1'='1",
+    ],
+)
+async def test_unknown_or_malformed_slugs_are_404(records_stack: RecordsStack, slug: str) -> None:
+    await public_json_is_gone(records_stack.web, slug)
+    await public_json_is_gone(records_stack.mobile, slug)
+    await page_is_gone(records_stack.web, f"/s/{slug}")
+
+
+async def test_overlong_slug_is_a_client_error(records_stack: RecordsStack) -> None:
+    slug = "a" * 500
+    response = await records_stack.web.get(f"/api/v1/public/{slug}")
+    assert_error(response, 422, "validation_error")
+    await page_is_gone(records_stack.web, f"/s/{slug}")
+
+
+async def test_public_reads_are_rate_limited_per_address(records_stack: RecordsStack) -> None:
+    limit = int(PUBLIC_READ_RATE.split("/")[0])
+    web = records_stack.web
+    for _ in range(limit):
+        assert (await web.get("/api/v1/public/x")).status_code == 404
+    response = await web.get("/api/v1/public/x")
+    assert_error(response, 429, "rate_limited")
+    assert int(response.headers["retry-after"]) >= 1
+    page = await web.get("/s/x")  # the page counts against the same budget
+    assert page.status_code == 429
+    assert page.headers["content-type"].startswith("text/html")
+    assert int(page.headers["retry-after"]) >= 1
+    assert "请求太频繁" in page.text
+
+
+async def test_share_page_over_real_http(
+    records_stack: RecordsStack,
+    records_owner: Account,
+    make_settings: Callable[..., Any],
+    migrated_database_url: str,
+) -> None:
+    """uvicorn serves the web app on its own loop in another thread, as in production."""
+    record = await records_stack.create(records_stack.web, records_owner, title="真的服务器", content="- 一\n- 二")
+    link = await share(records_stack.web, records_owner, record["id"])
+    app = create_web_app(make_settings(WebSettings, database_url=migrated_database_url))
+    async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+        page = await client.get(link["url"])
+        assert page.status_code == 200, page.text
+        assert page.headers["content-security-policy"] == PAGE_CSP
+        parsed = assert_inert(page.text)
+        assert "真的服务器" in parsed.all_text
+        assert len(parsed.tags("li")) == 2
+        assert (await client.get(f"/api/v1/public/{link['slug']}")).status_code == 200
+
+        await revoke(records_stack.web, records_owner, record["id"])
+        await page_is_gone(client, link["url"])
+        await public_json_is_gone(client, link["slug"])
+
+
+def test_share_page_answers_503_until_the_app_runs() -> None:
+    """Without the running app's loop (before start-up, after shutdown) there is no database
+    to ask: the page says so instead of hanging or failing with a 500."""
+    client = create_flask_app(SharedRecords()).test_client()
+    response = client.get(f"/s/{secrets.token_urlsafe(24)}")
+    assert response.status_code == 503
+    assert response.content_type.startswith("text/html")
+    assert "暂时无法打开" in response.get_data(as_text=True)
+    assert response.headers["Content-Security-Policy"] == PAGE_CSP

@@ -1,0 +1,98 @@
+"""Helpers for tests: free ports, running an app's lifespan, waiting for things."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def app_client(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client for `app` with its lifespan run (engine, Redis, clients made)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+async def async_wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return predicate()
+
+
+SERVER_STOP_SECONDS = 15.0
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` over real HTTP (uvicorn in a background thread, its own event loop) on a
+    free port; yields its base URL and stops the server on exit."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        if not await async_wait_until(lambda: server.started or not thread.is_alive()) or not server.started:
+            raise RuntimeError(f"the test server on port {port} did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, SERVER_STOP_SECONDS)
+        if thread.is_alive():  # connections or tasks that would not end: stop without waiting
+            server.force_exit = True
+            await asyncio.to_thread(thread.join, SERVER_STOP_SECONDS)
+        sock.close()
+        if thread.is_alive():
+            raise RuntimeError(f"the test server on port {port} did not stop within {2 * SERVER_STOP_SECONDS:.0f}s")
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "strict-origin-when-cross-origin",
+}
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> object:
+    """Assert Jilu's one error shape (`{"error", "detail"}`), the request id and the security
+    headers; return the detail."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error", "detail"}, body
+    assert body["error"] == code, body
+    assert response.headers.get("x-request-id")
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, name
+    return body["detail"]

@@ -1,0 +1,1 @@
+"""user_service: Users, registration, login, tokens, roles and API tokens."""

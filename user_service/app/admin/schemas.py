@@ -1,0 +1,12 @@
+"""What an administrator may change about a user."""
+
+from pydantic import BaseModel, ConfigDict
+
+from user_service.app.users.schemas import Role
+
+
+class AdminUserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None

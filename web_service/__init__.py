@@ -1,0 +1,1 @@
+"""web_service: What the browser loads: the web app and share pages (Flask) and the web API."""

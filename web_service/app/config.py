@@ -1,0 +1,17 @@
+"""web_service's settings: the shared ones, read from the root `.env` then `web_service/.env`."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from common.config import JiluSettings, service_settings_config
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+
+
+class WebSettings(JiluSettings):
+    model_config = service_settings_config(SERVICE_DIR)
+
+
+@lru_cache
+def get_settings() -> WebSettings:
+    return WebSettings()

@@ -1,0 +1,45 @@
+"""web_service's app: the web API (FastAPI) with the Flask web app mounted under it."""
+
+from a2wsgi import WSGIMiddleware
+from fastapi import FastAPI
+from starlette.routing import Match, Mount
+from starlette.types import Scope
+
+from common.app import create_service_app
+from common.forwarded import forwarded_routers
+from common.records.router import records_routers, records_startup_hooks
+from web_service.app.config import WebSettings, get_settings
+from web_service.app.web import create_flask_app
+from web_service.app.web.share import SharedRecords
+
+__all__ = ["create_app", "get_settings"]
+
+
+class FallbackMount(Mount):
+    """A mount that only takes what no API route claims.
+
+    A plain `Mount("/")` fully matches every path, so a wrong method on an API route (whose
+    match is partial) would reach Flask and answer 404; as a partial match itself, the API
+    route's 405 wins and Flask still gets every path the API does not know.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        return (Match.PARTIAL if match is Match.FULL else match), child_scope
+
+
+def create_app(settings: WebSettings | None = None) -> FastAPI:
+    # The share pages (Flask, in worker threads) read records on this app's event loop.
+    shared_records = SharedRecords()
+    app = create_service_app(
+        "web_service",
+        settings or get_settings(),
+        routers=[*records_routers(), *forwarded_routers()],
+        on_startup=[*records_startup_hooks(), shared_records.bind],
+        depends_on=("user", "llm"),
+        description="The web API; the web app and public share pages are served by Flask on the same port.",
+    )
+    # Mounted last: the API routes above take precedence, Flask gets every other path.
+    flask_app = WSGIMiddleware(create_flask_app(shared_records))  # type: ignore[arg-type]
+    app.router.routes.append(FallbackMount("/", app=flask_app))  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,155 @@
+"""The public share page, `GET /s/<slug>`: a shared record as a readable HTML page.
+
+Flask runs in a2wsgi's worker threads while the database layer is async, so the page runs
+its lookup on the serving app's event loop (`asyncio.run_coroutine_threadsafe`) and waits
+for it. `SharedRecords` carries what that needs; web_service binds it in a start-up hook.
+
+The record's Markdown is rendered with raw HTML escaped and unsafe link schemes
+(`javascript:`, `vbscript:`, `file:`, non-image `data:`) refused, and the page is sent
+with a Content-Security-Policy that allows no script at all, should anything slip through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+from fastapi import FastAPI
+from flask import Blueprint, Response, render_template, request
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from starlette.requests import Request as AsgiRequest
+
+from common.database import transaction
+from common.errors import JiluError, RateLimited, ServiceUnavailable
+from common.records.schemas import PublicRecord
+from common.records.sharing import service
+from common.security.client_address import client_address
+
+LOOKUP_TIMEOUT = 10.0  # seconds a page waits for the database before answering 503
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Robots-Tag": "noindex, nofollow",
+    "Referrer-Policy": "no-referrer",
+    # A revoked link must stop working at once, so no copy is kept anywhere.
+    "Cache-Control": "no-store",
+}
+
+KIND_LABELS = {
+    "note": "笔记 · Note",
+    "diary": "日记 · Diary",
+    "todo": "待办 · To-do",
+    "photo": "照片 · Photo",
+    "screenshot": "截图 · Screenshot",
+    "voice": "语音 · Voice",
+    "link": "链接 · Link",
+}
+
+
+def _link_open(self: Any, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+    # Links lead away from a page nobody vouches for: no referrer, no ranking credit.
+    tokens[idx].attrSet("rel", "nofollow ugc noopener noreferrer")
+    return str(self.renderToken(tokens, idx, options, env))
+
+
+# CommonMark without raw HTML: `<script>` and friends come out as text. markdown-it's
+# `validateLink` drops links whose scheme is javascript:, vbscript:, file: or data: (bar images).
+_markdown = MarkdownIt("commonmark", {"html": False})
+_markdown.add_render_rule("link_open", _link_open)
+
+
+def render_markdown(text: str) -> str:
+    """Safe HTML for a record's Markdown."""
+    return _markdown.render(text)
+
+
+class SharedRecords:
+    """The bridge from Flask's threads to the async app: its loop and app state.
+
+    `bind` is a start-up hook of web_service's app (`create_service_app(on_startup=...)`);
+    until it has run, and after shutdown, pages answer 503.
+    """
+
+    def __init__(self, timeout: float = LOOKUP_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._app: FastAPI | None = None
+
+    async def bind(self, app: FastAPI, stack: AsyncExitStack) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._app = app
+        stack.callback(self._unbind)
+
+    def _unbind(self) -> None:
+        self._loop = None
+        self._app = None
+
+    def lookup(self, slug: str, client: str) -> PublicRecord | None:
+        """From a worker thread: count the read against `client`'s rate, then fetch the record
+        shared under `slug`. Raises `RateLimited`, or `ServiceUnavailable` when the app is
+        not running or too slow."""
+        loop, app = self._loop, self._app
+        if loop is None or app is None or loop.is_closed():
+            raise ServiceUnavailable("the service is starting or stopping; try again shortly")
+        future = asyncio.run_coroutine_threadsafe(self._lookup(app, slug, client), loop)
+        try:
+            return future.result(timeout=self.timeout)
+        except TimeoutError:
+            future.cancel()
+            raise ServiceUnavailable("the page took too long; try again shortly") from None
+
+    @staticmethod
+    async def _lookup(app: FastAPI, slug: str, client: str) -> PublicRecord | None:
+        await service.count_public_read(app.state.rate_limiter, client)
+        async with transaction(app.state.sessionmaker) as session:
+            return await service.shared_record(session, slug)
+
+
+def _client() -> str:
+    """The client's address, by the same rules as the API's (trusted proxies, signed hops)."""
+    scope = request.environ.get("asgi.scope")  # a2wsgi hands the ASGI scope through
+    if scope is not None:
+        return client_address(AsgiRequest(scope))
+    return request.remote_addr or "unknown"
+
+
+def _problem_page(error: JiluError) -> Response:
+    status = error.status_code
+    response = Response(render_template("share.html", record=None, status=status), status=status)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def share_blueprint(records: SharedRecords) -> Blueprint:
+    pages = Blueprint("share", __name__)
+
+    @pages.get("/s/<slug>")
+    def share_page(slug: str) -> Response:
+        try:
+            record = records.lookup(slug, _client())
+        except (RateLimited, ServiceUnavailable) as exc:
+            return _problem_page(exc)
+        if record is None:
+            return Response(render_template("share.html", record=None, status=404), status=404)
+        html = render_template(
+            "share.html",
+            record=record,
+            kind_label=KIND_LABELS.get(record.kind, record.kind),
+            content_html=render_markdown(record.content),
+        )
+        return Response(html, status=200)
+
+    @pages.after_request
+    def page_headers(response: Response) -> Response:
+        response.headers.update(PAGE_HEADERS)
+        return response
+
+    return pages
