@@ -80,7 +80,7 @@ def test_a_job_in_flight_when_llm_service_is_killed_is_finished_after_the_restar
             record = mobile.get(f"/api/v1/records/{record_id}", headers=headers).json()
             return record["ai"]["status"] == "done"
 
-        assert wait_until(analysed, timeout=120), "the job was lost with the process"
+        assert wait_until(analysed, timeout=120), f"the job was lost with the process:\n{launcher.output}"
         record = mobile.get(f"/api/v1/records/{record_id}", headers=headers).json()
         assert record["ai"]["title"] == "Budget meeting"
         assert _llm_child(launcher.process.pid).pid != doomed.pid

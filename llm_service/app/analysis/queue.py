@@ -6,6 +6,10 @@ A worker heartbeats the entry it is working on (XCLAIM to itself resets its idle
 entries that go idle belong to a worker that died or to a job waiting for its retry: a
 reclaimer takes them over once their idle time passes the back-off for their delivery
 count. XCLAIM with a minimum idle time is atomic, so each job is done by one worker.
+
+The delivery count is not the attempt count: an entry is also delivered again when its
+record had not committed yet, or when its worker died. Failed provider attempts are counted
+in a hash of their own, cleared when the entry is acknowledged.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from common.cache import cache_key
 from common.records.events import RECORD_EVENTS_STREAM
 
 GROUP = "analysis"
+FAILURES_KEY = cache_key("analysis", "failures")
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,17 @@ class AnalysisQueue:
         return None
 
     async def ack(self, job: Job) -> None:
-        await self.redis.xack(self.stream, self.group, job.entry_id)
+        await self._ack(job.entry_id)
+
+    async def _ack(self, entry_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.hdel(FAILURES_KEY, entry_id)
+            await pipe.execute()
+
+    async def count_failure(self, job: Job) -> int:
+        """Count one failed attempt at `job`; the number of failed attempts so far."""
+        return int(await self.redis.hincrby(FAILURES_KEY, job.entry_id, 1))  # type: ignore[misc]
 
     async def heartbeat(self, consumer: str, job: Job) -> None:
         """Reset the entry's idle time: it is being worked on."""
@@ -78,7 +94,7 @@ class AnalysisQueue:
                 if fields:  # an entry trimmed from the stream comes back empty
                     jobs.append(Job(entry_id, fields, int(entry["times_delivered"]) + 1))
                 else:
-                    await self.redis.xack(self.stream, self.group, entry_id)
+                    await self._ack(entry_id)
         return jobs
 
     async def enqueue(self, fields: dict[str, str]) -> str:

@@ -29,6 +29,8 @@ READ_BLOCK_MS = 1_000
 STOP_TIMEOUT_SECONDS = 5.0
 # Pauses before looking again for a record whose event arrived before its commit.
 COMMIT_WAITS = (0.05, 0.2, 0.5)
+# Deliveries after which a record that never appeared is given up (its write rolled back).
+NOT_YET_DELIVERIES = 5
 RECLAIM_EVERY_SECONDS = 1.0
 
 ProviderFor = Callable[[str], Awaitable[Provider]]
@@ -141,17 +143,18 @@ class AnalysisWorkers:
             # gather, not `suppress(CancelledError)`: a cancel of this task itself (shutdown)
             # must go on propagating, only the heartbeat's own cancellation is expected.
             await asyncio.gather(heartbeat, return_exceptions=True)
-        if outcome is Outcome.NOT_YET and job.deliveries < self.max_attempts:
-            return  # the write has not committed yet: the reclaimer tries again
+        if outcome is Outcome.NOT_YET and job.deliveries < NOT_YET_DELIVERIES:
+            return  # the write has not committed yet: the reclaimer tries again (not an attempt)
         await self.queue.ack(job)
 
     async def _failed(self, job: Job, error_class: str) -> None:
-        if job.deliveries < self.max_attempts:
+        attempts = await self.queue.count_failure(job)
+        if attempts < self.max_attempts:
             logger.warning(
                 "analysis of record %s failed (%s), attempt %d of %d; will retry",
                 job.record_id,
                 error_class,
-                job.deliveries,
+                attempts,
                 self.max_attempts,
             )
             return
