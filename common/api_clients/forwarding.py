@@ -52,9 +52,24 @@ def _has_body(request: Request) -> bool:
     return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
 
 
-def _response_headers(response: httpx.Response) -> dict[str, str]:
+def _response_headers(response: httpx.Response, target: ServiceClient) -> dict[str, str]:
     # Raw bytes are relayed, so content-encoding and content-length stay true.
-    return {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP | {"x-request-id"}}
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP | {"x-request-id"}}
+    if "location" in headers:
+        headers["location"] = _client_facing_location(headers["location"], target)
+    return headers
+
+
+def _client_facing_location(value: str, target: ServiceClient) -> str:
+    """A redirect the owner makes to itself (e.g. FastAPI's trailing-slash 307) names its
+    internal address, which the client can neither reach nor should learn: make it a path
+    on the address the client used, like a reverse proxy does."""
+    try:
+        location, internal = httpx.URL(value), httpx.URL(target.base_url)
+    except httpx.InvalidURL:
+        return value
+    same_origin = (location.scheme, location.host, location.port) == (internal.scheme, internal.host, internal.port)
+    return location.raw_path.decode("ascii") if location.is_absolute_url and same_origin else value
 
 
 async def forward(request: Request, target: ServiceClient, path: str | None = None) -> StreamingResponse:
@@ -77,7 +92,7 @@ async def forward(request: Request, target: ServiceClient, path: str | None = No
     return StreamingResponse(
         response.aiter_raw(),
         status_code=response.status_code,
-        headers=_response_headers(response),
+        headers=_response_headers(response, target),
         background=BackgroundTask(response.aclose),
     )
 
