@@ -1,5 +1,5 @@
 """The real thing: `python main.py` started as a process on free ports, a temporary data dir
-and the test Redis, reached over HTTP. It is stopped in teardown whatever happened.
+and a Redis database of its own, reached over HTTP. It is stopped in teardown whatever happened.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis as sync_redis
@@ -15,9 +16,22 @@ from common.config import SERVICE_NAMES
 from tests.e2e.processes import E2E_RATES, Jilu, clean_env, distinct_free_ports, start_process
 
 
-@pytest.fixture(scope="session")
+def next_database(redis_url: str) -> str:
+    """The same Redis server, the next of its 16 databases."""
+    url = urlsplit(redis_url)
+    current = int(url.path.strip("/") or 0)
+    return urlunsplit(url._replace(path=f"/{(current + 1) % 16}"))
+
+
+@pytest.fixture(scope="package")
 def jilu(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jilu]:
-    """Every service, started by the real launcher, on an empty database and Redis."""
+    """Every service, started by the real launcher, on an empty database and Redis.
+
+    The stack outlives single tests, so it gets a Redis database of its own: on the tests'
+    database its analysis workers would join the same consumer group as the workers other
+    tests start, and take their jobs (then not find the records, which are in other
+    databases). It stops when the e2e tests are done, not at the end of the whole run."""
+    redis_url = next_database(redis_url)
     sync_redis.Redis.from_url(redis_url).flushdb()
     data_dir = tmp_path_factory.mktemp("jilu-e2e") / "data"
     ports = dict(zip(SERVICE_NAMES, distinct_free_ports(len(SERVICE_NAMES)), strict=True))

@@ -75,7 +75,7 @@ class Instance:
         return self.http.post(f"{self.url(port)}/api/v1/auth/refresh", json={"refresh_token": refresh_token})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def instance(jilu: Jilu) -> Iterator[Instance]:
     """The launched instance with its administrator: the first user registered on it."""
     with httpx.Client(timeout=60) as http:
