@@ -16,6 +16,7 @@ from llm_service.app.config import LlmSettings, get_settings
 from llm_service.app.digests.routes import router as digests_router
 from llm_service.app.digests.scheduler import start_scheduler
 from llm_service.app.llm_config.routes import router as llm_config_router
+from llm_service.app.memories.from_chat import ChatMemories
 from llm_service.app.memories.routes import router as memories_router
 from llm_service.app.memories.service import extraction_after_analysis
 from llm_service.app.providers.registry import ProviderRegistry
@@ -30,6 +31,11 @@ async def _start_providers_and_workers(app: FastAPI, stack: AsyncExitStack) -> N
     app.state.providers = ProviderRegistry(settings, llm_http, app.state.sessionmaker)
     app.state.budgets = BudgetGuard(app.state.redis, settings)
     sessions = Sessions(read=app.state.sessionmaker, write=app.state.write_sessionmaker)
+    short_term = timedelta(days=settings.memory_short_term_days)
+    # Closed before the HTTP client (callbacks run last in, first out): extractions still
+    # running get a bounded grace while their provider can still answer.
+    app.state.chat_memories = ChatMemories(sessions, short_term=short_term, budgets=app.state.budgets)
+    stack.push_async_callback(app.state.chat_memories.aclose)
     app.state.analysis = AnalysisWorkers(
         app.state.redis,
         sessions,
@@ -38,9 +44,7 @@ async def _start_providers_and_workers(app: FastAPI, stack: AsyncExitStack) -> N
         max_attempts=settings.analysis_max_attempts,
         retry_seconds=settings.analysis_retry_seconds,
         budgets=app.state.budgets,
-        after_analysis=extraction_after_analysis(
-            sessions, timedelta(days=settings.memory_short_term_days), app.state.budgets
-        ),
+        after_analysis=extraction_after_analysis(sessions, short_term, app.state.budgets),
     )
     await app.state.analysis.start(stack)
 

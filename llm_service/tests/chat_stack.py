@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.database import create_engine
 from llm_service.app.config import LlmSettings
 from llm_service.app.main import create_app as create_llm_app
-from llm_service.tests.fake_provider import FakeProvider
+from llm_service.tests.fake_provider import FakeProvider, ReceivedRequest
 from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
 from tests.support import app_client, serve_app
@@ -98,14 +98,25 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
                 data.append(value)
 
 
+def answer_requests(fake: FakeProvider) -> list[ReceivedRequest]:
+    """The provider calls that answered a question: streamed (analysis and memory extraction
+    are not)."""
+    return [r for r in fake.chat_requests if isinstance(r.json, dict) and r.json.get("stream") is True]
+
+
+def memory_requests(fake: FakeProvider) -> list[ReceivedRequest]:
+    """The provider calls that asked for memories (their system prompt asks for `{"memories": …}`)."""
+    return [r for r in fake.chat_requests if isinstance(r.json, dict) and '"memories"' in _messages(r)[0]]
+
+
+def _messages(request: ReceivedRequest) -> list[str]:
+    body = request.json if isinstance(request.json, dict) else {}
+    return [m["content"] for m in body.get("messages", []) if isinstance(m.get("content"), str)] or [""]
+
+
 def chat_text(fake: FakeProvider) -> str:
-    """What the provider was sent for chat answers only (analysis calls are not streamed)."""
-    texts = []
-    for request in fake.chat_requests:
-        body = request.json if isinstance(request.json, dict) else {}
-        if body.get("stream") is True:
-            texts += [m["content"] for m in body.get("messages", []) if isinstance(m.get("content"), str)]
-    return "\n".join(texts)
+    """What the provider was sent for chat answers only."""
+    return "\n".join(text for request in answer_requests(fake) for text in _messages(request))
 
 
 def remote(fake: FakeProvider, **extra: Any) -> dict[str, Any]:

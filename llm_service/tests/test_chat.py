@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.ai.models import ChatMessage, Conversation, Memory
 from common.database import utcnow
 from llm_service.app.chat import service as chat_service
-from llm_service.tests.chat_stack import ANALYSIS, ChatStack, chat_stack, chat_text, remote, sse_events
+from llm_service.tests.chat_stack import (
+    ANALYSIS,
+    ChatStack,
+    answer_requests,
+    chat_stack,
+    chat_text,
+    remote,
+    sse_events,
+)
 from llm_service.tests.fake_provider import UPSTREAM_MARKER, FakeProvider, Reply, serve_fake_provider
 
 MEETING = "今天下午开会讨论预算，决定削减广告费用。"
@@ -294,18 +302,20 @@ async def test_remote_answers_stream_the_providers_chunks_and_cite_only_given_re
 async def test_the_recent_turns_are_given_as_history_from_the_redis_window(stack, fake, redis) -> None:
     async with stack(**remote(fake)) as chat:
         conversation = await chat.conversation("alice")
+        # Defaults, not a script: each turn's memory extraction also calls the provider, at
+        # its own pace, and must not take the next answer's reply.
         for question, reply in (("第一个问题是什么", "第一个回答"), ("第二个问题", "第二个回答")):
-            fake.script(Reply(text=reply))
+            fake.default_reply = Reply(text=reply)
             assert (await chat.ask("alice", conversation, question)).status_code == 201
         window = f"jilu:chat:ctx:{conversation}"
         assert await redis.llen(window) == 4 and 0 < await redis.ttl(window)
         async with chat.engine.begin() as connection:  # the window must come from Redis now
             await connection.execute(delete(ChatMessage).where(ChatMessage.conversation_id == conversation))
 
-        fake.script(Reply(text="第三个回答"))
+        fake.default_reply = Reply(text="第三个回答")
         assert (await chat.ask("alice", conversation, "第三个问题")).status_code == 201
 
-        last = fake.chat_requests[-1].json["messages"]
+        last = answer_requests(fake)[-1].json["messages"]
         assert [(m["role"], m["content"]) for m in last[1:]] == [
             ("user", "第一个问题是什么"),
             ("assistant", "第一个回答"),
@@ -546,4 +556,4 @@ async def test_a_used_up_budget_refuses_remote_answers_with_429(stack, fake) -> 
 
         assert refused.status_code == 429 and refused.json()["error"] == "budget_exceeded"
         assert streamed.status_code == 429
-        assert len([r for r in fake.chat_requests if r.json.get("stream")]) == 1
+        assert len(answer_requests(fake)) == 1

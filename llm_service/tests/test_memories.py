@@ -1,5 +1,5 @@
-"""Memories: the user's CRUD, dedupe and reinforcement, extraction from analysed records
-(offline and through the fake remote provider), the chat entry point, decay and expiry.
+"""Memories: the user's CRUD, dedupe and reinforcement, extraction from analysed records and
+from chat turns (offline and through the fake remote provider), decay and expiry.
 
 user_service, mobile_service (records) and llm_service (its analysis workers on the test's
 event loop) run in-process on one database and Redis; the remote provider is the fake one.
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -19,12 +22,15 @@ from common.ai.models import Memory
 from common.records.events import RECORD_EVENTS_STREAM
 from llm_service.app.analysis.queue import GROUP
 from llm_service.app.analysis.service import Sessions
+from llm_service.app.memories import from_chat
 from llm_service.app.memories.service import content_key, remember_from_text, remember_one
-from llm_service.tests.fake_provider import Reply
+from llm_service.tests.chat_stack import answer_requests, memory_requests
+from llm_service.tests.fake_provider import UPSTREAM_MARKER, Reply
 from llm_service.tests.llm_stack import LlmStack, remote_settings
 from tests.support import assert_error
 
 MEMORIES = "/api/v1/memories"
+CONVERSATIONS = "/api/v1/chat/conversations"
 UNKNOWN_ID = "01a2001e-0000-7000-8000-000000000000"
 
 
@@ -374,6 +380,136 @@ async def test_remember_from_text_stores_a_chats_facts(stack) -> None:
     plan = next(m for c, m in memories.items() if "上海" in c)
     assert name["long_term"] is True and plan["long_term"] is False
     assert {name["source"], plan["source"]} == {"chat"} and name["source_id"] == UNKNOWN_ID
+
+
+# -- extraction from chat ----------------------------------------------------------------
+
+FACT = "Remember that my daughter Lily is allergic to peanuts."
+NO_MEMORIES = json.dumps({"memories": []})
+
+
+async def open_conversation(stack: LlmStack, user: str = "alice", **fields: Any) -> str:
+    response = await stack.llm.post(CONVERSATIONS, headers=stack.auth(user), json=fields)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def say(stack: LlmStack, conversation_id: str, content: str, *, stream: bool = False) -> httpx.Response:
+    body = {"content": content, "stream": stream}
+    return await stack.llm.post(f"{CONVERSATIONS}/{conversation_id}/messages", headers=stack.auth("alice"), json=body)
+
+
+def done_event(response: httpx.Response) -> dict[str, Any]:
+    """The `done` event of a (whole, buffered) Server-Sent Events answer."""
+    assert response.status_code == 200, response.text
+    for block in response.text.split("\n\n"):
+        if block.startswith("event: done\n"):
+            return dict(json.loads(block.split("data: ", 1)[1]))
+    raise AssertionError(f"no done event in {response.text!r}")
+
+
+async def wait_until_extractions_ended(stack: LlmStack) -> None:
+    """Every memory extraction a chat turn started has ended (a bounded wait)."""
+    extractions = stack.llm_app.state.chat_memories
+    for _ in range(400):
+        if extractions.in_flight == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{extractions.in_flight} memory extractions still running")
+
+
+async def test_a_fact_said_in_a_kept_conversation_is_remembered_and_in_an_ephemeral_one_not(stack) -> None:
+    ephemeral = await open_conversation(stack, ephemeral=True)
+    assert (await say(stack, ephemeral, FACT)).status_code == 201
+    await wait_until_extractions_ended(stack)
+    assert await listed(stack) == []
+
+    kept = await open_conversation(stack)
+    assert (await say(stack, kept, FACT)).status_code == 201
+
+    memory = await wait_for_memory(stack, "Lily")
+    assert memory["content"] == "User's daughter Lily is allergic to peanuts."
+    assert memory["source"] == "chat" and memory["source_id"] == kept
+    assert memory["long_term"] is True
+    await wait_until_extractions_ended(stack)
+    assert [m["id"] for m in await listed(stack)] == [memory["id"]]
+    assert await listed(stack, "bob") == []
+    assert (await stack.llm.get(f"{MEMORIES}/{memory['id']}", headers=stack.auth("bob"))).status_code == 404
+
+
+async def test_the_remote_provider_that_answered_extracts_from_the_users_words(make_stack, fake) -> None:
+    facts = [{"content": "User's daughter Lily is allergic to peanuts", "importance": 0.9, "long_term": True}]
+    fake.script(Reply(text="Noted, no peanuts for Lily."), Reply(text=json.dumps({"memories": facts})))
+    fake.default_reply = Reply(text=NO_MEMORIES)
+    async with make_stack(**remote_settings(fake, llm_allowed_hosts=[fake.host_port])) as stack:
+        kept = await open_conversation(stack)
+
+        done = done_event(await say(stack, kept, FACT, stream=True))
+        memory = await wait_for_memory(stack, "Lily")
+
+        assert done["content"] == "Noted, no peanuts for Lily."
+        assert memory["source"] == "chat" and memory["source_id"] == kept and memory["importance"] == 0.9
+        [extraction] = memory_requests(fake)
+        assert extraction.json.get("stream") is not True
+        assert FACT in extraction.json["messages"][-1]["content"]
+        assert "Noted" not in json.dumps(extraction.json), "the answer is not the user's words"
+        assert len(answer_requests(fake)) == 1 and len(fake.chat_requests) == 2
+        requests, _ = await stack.llm_app.state.budgets.used(await stack.user_id("alice"))
+        assert requests == 2  # the extraction counts against the daily budget too
+
+
+async def test_a_used_up_budget_skips_the_extraction_not_the_answer(make_stack, fake) -> None:
+    fake.default_reply = Reply(text="Noted.")
+    async with make_stack(**remote_settings(fake, llm_allowed_hosts=[fake.host_port], llm_daily_requests=1)) as stack:
+        kept = await open_conversation(stack)
+
+        answered = await say(stack, kept, FACT)
+        await wait_until_extractions_ended(stack)
+
+        assert answered.status_code == 201 and answered.json()["content"] == "Noted."
+        assert memory_requests(fake) == [] and len(fake.chat_requests) == 1
+        assert await listed(stack) == []
+
+
+async def test_a_provider_fault_during_extraction_is_logged_and_the_chat_goes_on(make_stack, fake, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    fake.script(Reply(text="Noted."), Reply.html())  # the extraction gets an HTML page
+    fake.default_reply = Reply(text="Still here.")
+    async with make_stack(**remote_settings(fake, llm_allowed_hosts=[fake.host_port])) as stack:
+        kept = await open_conversation(stack)
+
+        done = done_event(await say(stack, kept, FACT, stream=True))
+        await wait_until_extractions_ended(stack)
+        again = await say(stack, kept, "What should Lily eat?")  # its extraction gets prose, not JSON
+        await wait_until_extractions_ended(stack)
+
+        assert done["content"] == "Noted."
+        assert len(memory_requests(fake)) == 2 and await listed(stack) == []
+        failed = [r for r in caplog.records if r.getMessage().startswith("extracting memories from conversation")]
+        assert len(failed) == 2
+        assert all(kept in r.getMessage() and r.levelno == logging.WARNING and not r.exc_info for r in failed)
+        assert UPSTREAM_MARKER not in caplog.text and "sk-env-key" not in caplog.text
+        assert again.status_code == 201 and again.json()["content"] == "Still here."
+
+
+async def test_an_extraction_never_delays_the_answer_nor_holds_up_shutdown(make_stack, fake, monkeypatch) -> None:
+    monkeypatch.setattr(from_chat, "SHUTDOWN_GRACE_SECONDS", 0.5)
+    fake.script(Reply(text="Noted."), Reply(text=NO_MEMORIES, delay=60))
+    async with make_stack(**remote_settings(fake, llm_allowed_hosts=[fake.host_port])) as stack:
+        extractions = stack.llm_app.state.chat_memories
+        kept = await open_conversation(stack)
+
+        done = done_event(await say(stack, kept, FACT, stream=True))
+
+        assert done["content"] == "Noted." and extractions.in_flight == 1
+        for _ in range(200):  # the extraction is waiting on the provider
+            if memory_requests(fake):
+                break
+            await asyncio.sleep(0.05)
+        assert len(memory_requests(fake)) == 1
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 10, "shutdown waited for the provider"
+    assert extractions.in_flight == 0
 
 
 # -- decay and expiry --------------------------------------------------------------------

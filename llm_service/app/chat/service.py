@@ -7,6 +7,10 @@ so asking again never leaves a question twice in the history.
 No database transaction is held while the provider answers (a write transaction on SQLite
 holds the write lock): the grounding is read in a short read session, the answer comes
 with no session open, and the turn is written in its own short transaction.
+
+Once a turn of a kept conversation is stored, the facts the user stated in the question are
+extracted as memories in the background (`memories/from_chat.py`); ephemeral conversations
+leave no memories.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from llm_service.app.chat.ephemeral import MAX_EPHEMERAL_PER_USER, EphemeralStor
 from llm_service.app.chat.grounding import build_context, grounding_sessions
 from llm_service.app.chat.schemas import ChatMessagePublic, ConversationCreate, ConversationPublic
 from llm_service.app.chat.store import ConversationRef, NewTurn, StoredMessage
+from llm_service.app.memories.from_chat import ChatMemories
 from llm_service.app.providers.base import AnswerChunk, ChatContext, Provider, Usage
 
 logger = logging.getLogger("jilu.chat")
@@ -103,6 +108,7 @@ class ChatService:
         self.rate_limiter = state.rate_limiter
         # Per-user budgets for paid providers, when the app has them.
         self.budgets = getattr(state, "budgets", None)
+        self.memories: ChatMemories = state.chat_memories
         self.ephemeral = EphemeralStore(self.redis, self.settings.chat_ttl)
         self.context_cache = store.ContextCache(self.redis)
         # The longest a provider may stay silent before the answer counts as timed out.
@@ -307,6 +313,7 @@ class ChatService:
             async with transaction(self.write_sessions) as session:
                 stored = await store.add_kept_turn(session, ref, new_turn)
             if stored:
+                self.memories.after_turn(turn.provider, turn.user_id, ref.id, turn.question.content)
                 await self.context_cache.append(ref.id, [message.turn() for message in new_turn.messages])
         if not stored:
             raise NotFound("the conversation was deleted or expired while it was being answered")
