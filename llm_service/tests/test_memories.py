@@ -458,6 +458,24 @@ async def test_the_remote_provider_that_answered_extracts_from_the_users_words(m
         assert requests == 2  # the extraction counts against the daily budget too
 
 
+@pytest.mark.parametrize("question", ["What did I write about the budget?", "预算会议是哪天开的？"])
+async def test_a_plain_question_costs_no_extraction_call(make_stack, fake, question: str) -> None:
+    facts = [{"content": "User's daughter Lily is allergic to peanuts", "importance": 0.9, "long_term": True}]
+    fake.script(Reply(text="On Monday."), Reply(text="Noted."), Reply(text=json.dumps({"memories": facts})))
+    fake.default_reply = Reply(text=NO_MEMORIES)
+    async with make_stack(**remote_settings(fake, llm_allowed_hosts=[fake.host_port])) as stack:
+        kept = await open_conversation(stack)
+
+        assert (await say(stack, kept, question)).status_code == 201
+        assert (await say(stack, kept, FACT)).status_code == 201
+        await wait_for_memory(stack, "Lily")
+        await wait_until_extractions_ended(stack)
+
+        [extraction] = memory_requests(fake)  # for the fact, not for the question
+        assert FACT in extraction.json["messages"][-1]["content"]
+        assert len(answer_requests(fake)) == 2
+
+
 async def test_a_used_up_budget_skips_the_extraction_not_the_answer(make_stack, fake) -> None:
     fake.default_reply = Reply(text="Noted.")
     async with make_stack(**remote_settings(fake, llm_allowed_hosts=[fake.host_port], llm_daily_requests=1)) as stack:
@@ -480,7 +498,7 @@ async def test_a_provider_fault_during_extraction_is_logged_and_the_chat_goes_on
 
         done = done_event(await say(stack, kept, FACT, stream=True))
         await wait_until_extractions_ended(stack)
-        again = await say(stack, kept, "What should Lily eat?")  # its extraction gets prose, not JSON
+        again = await say(stack, kept, "My son Tom likes apples.")  # its extraction gets prose, not JSON
         await wait_until_extractions_ended(stack)
 
         assert done["content"] == "Noted."

@@ -6,8 +6,10 @@ their own extraction, and which may have opted out of AI when the offline provid
 them) and would otherwise turn the assistant's phrasing into "facts about the user".
 Ephemeral conversations are never read: leaving no trace beyond Redis is their point.
 
-Extraction never delays the answer or its `done` event and never fails it: a used-up budget
-skips it, a provider fault is logged (its class and Jilu's own detail, never the upstream
+A remote provider is asked only when the question may state a fact (a sentence that is not
+a question and speaks of the user, or asks to remember something): a plain question costs
+no second paid request. Extraction never delays the answer or its `done` event and never
+fails it: a used-up budget skips it, a provider fault is logged (its class and Jilu's own detail, never the upstream
 body) and dropped. Running extractions are kept referenced until they end; at shutdown they
 get `SHUTDOWN_GRACE_SECONDS` to finish and are then cancelled.
 """
@@ -23,6 +25,7 @@ from llm_service.app.analysis.service import Sessions
 from llm_service.app.budgets import BudgetExceeded, BudgetGuard
 from llm_service.app.memories.service import remember_from_text
 from llm_service.app.providers.base import Provider
+from llm_service.app.providers.local_memories import may_state_facts
 
 logger = logging.getLogger("jilu.memories")
 
@@ -47,7 +50,7 @@ class ChatMemories:
     def after_turn(self, provider: Provider, owner_id: str, conversation_id: str, question: str) -> None:
         """Start extracting the facts in `question` (from kept conversation `conversation_id`)
         and return at once."""
-        if self._closed:
+        if self._closed or (provider.is_remote and not may_state_facts(question)):
             return
         task = asyncio.create_task(
             self._extract(provider, owner_id, conversation_id, question), name=f"chat-memories-{conversation_id}"

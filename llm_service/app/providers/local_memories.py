@@ -145,6 +145,18 @@ def extract(text: str) -> list[MemoryCandidate]:
 
 _CLAUSE = re.compile(r"(?<=[，,；;])\s*|\s+(?=but\s)", re.IGNORECASE)
 _FIRST_PERSON = re.compile(r"我(?!们)|\b(?:i|i'm|my)\b", re.IGNORECASE)
+_REMEMBER = re.compile(r"记得|记住|别忘|不要忘|\b(?:remember|forget)\b", re.IGNORECASE)
+
+
+def may_state_facts(text: str) -> bool:
+    """Whether `text` has a sentence that is not a question and speaks of the user (or asks
+    to remember something): the cheap test before a paid extraction call, so that a plain
+    question to the assistant costs no second request."""
+    for line in markdown_lines(text[:MAX_TEXT_CHARS]):
+        for sentence in split_sentences(line.text):
+            if not _QUESTION.search(sentence) and (_FIRST_PERSON.search(sentence) or _REMEMBER.search(sentence)):
+                return True
+    return False
 
 
 def _facts(sentence: str) -> list[MemoryCandidate]:
