@@ -305,7 +305,7 @@ def load_settings(names: list[str] | None) -> tuple[Any, dict[str, Any]]:
 
     launcher_fields: dict[str, Any] = {f"{name}_python": (str, Field(default="")) for name in SERVICE_NAMES}
     LauncherSettings = create_model("LauncherSettings", __base__=JiluSettings, **launcher_fields)  # noqa: N806
-    overrides = {"services": names} if names else {}
+    overrides: dict[str, Any] = {"services": names} if names else {}
     launcher = LauncherSettings(**overrides)
     per_service = {
         name: JiluSettings(_env_file=(ROOT_ENV_FILE, ROOT / f"{name}_service" / ".env"))  # type: ignore[call-arg]

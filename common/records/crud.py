@@ -52,8 +52,8 @@ def record_policy(owner_id: str, *, include_deleted: bool = False) -> PolicyConf
         create_check=mine,
         update=reach,
         delete=False,  # deletion is a soft delete the service writes as an update
-        hidden_columns=HIDDEN_COLUMNS,
-        read_only_columns=READ_ONLY_COLUMNS,
+        hidden_columns=frozenset(HIDDEN_COLUMNS),
+        read_only_columns=frozenset(READ_ONLY_COLUMNS),
     )
 
 

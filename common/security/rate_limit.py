@@ -44,7 +44,10 @@ class RateLimiter:
         # The app's own connection pool: one set of connections, closed with the app.
         url = "async+redis://"  # the pool decides where; the URL only picks the implementation
         self.storage = RedisStorage(
-            url, implementation="redispy", key_prefix=NAMESPACE, connection_pool=redis.connection_pool
+            url,
+            implementation="redispy",
+            key_prefix=NAMESPACE,
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed on to redis-py
         )
         self._moving = MovingWindowRateLimiter(self.storage)
         self._fixed = FixedWindowRateLimiter(self.storage)

@@ -95,7 +95,8 @@ async def end_session(redis: Redis, user_id: str, session_id: str) -> None:
 
 async def end_all_sessions(redis: Redis, user_id: str, *, keep: str | None = None) -> int:
     """End every session of a user but `keep`; returns how many ended."""
-    session_ids = [sid for sid in await redis.smembers(user_sessions_key(user_id)) if sid != keep]  # type: ignore[misc]
+    members = await redis.smembers(user_sessions_key(user_id))  # type: ignore[misc]
+    session_ids = [str(sid) for sid in members if sid != keep]
     if not session_ids:
         return 0
     async with redis.pipeline(transaction=True) as pipe:
