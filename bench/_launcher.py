@@ -1,8 +1,8 @@
 """The real launcher (`python main.py`) for benchmarks: free ports, a temporary data dir,
 and nothing left running afterwards.
 
-Redis is the machine's at 127.0.0.1:6379 when one answers (database 10: the tests use 9 and
-empty it), otherwise the launcher embeds one on a free port, as it would for a new user.
+Redis is the machine's at 127.0.0.1:6379 when one answers (database 14: the tests use
+9 and 10 and empty them), otherwise the launcher embeds one on a free port, as it would for a new user.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from common.config import SERVICE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 UP_LINE = "jilu: all services are up"
-MACHINE_REDIS_URL = "redis://127.0.0.1:6379/10"
+MACHINE_REDIS_URL = "redis://127.0.0.1:6379/14"
 STOP_TIMEOUT = 30.0  # the launcher's own grace period is 10 s per group
 
 
