@@ -10,7 +10,10 @@ over several users.
    straight from the fake provider (`POST /v1/chat/completions`, `stream: true`), and as a
    question through mobile_service → llm_service (authentication, rate limit, the
    conversation, grounding: a search of the user's records and their memories) → the fake
-   provider → back as SSE `delta` events through both services.
+   provider → back as SSE `delta` events through both services. Each user has the records
+   and memories of a real account, so grounding costs what it would: 300 records of mixed
+   Chinese and English (some on the question's subject, one in 15 opted out of AI, every
+   one analysed before the clock runs) and 20 memories.
    - Time to first token: from sending the request to the first text chunk, 20-token
      answers, sent at once. Target: the median through mobile at most 15 ms above direct.
    - Tokens per second: chunks after the first ÷ time from the first to the last, for a
@@ -28,11 +31,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -61,6 +67,96 @@ RECORDS = [
     "预算会议纪要：线上投放增加两成，线下活动减少。",
     "读完了《长安的荔枝》，很喜欢。",
 ]
+RECORDS_PER_USER = 300
+MEMORIES_PER_USER = 20
+OPTED_OUT_EVERY = 15
+CREATORS = 8
+# What the rest of an account's records are made of: people, what happened, what about.
+_ZH_WHO = ["和小王", "和团队", "跟妈妈", "同事老李", "产品组", "财务部", "客户", "我"]
+_ZH_WHAT = [
+    "开会讨论了",
+    "在会议上提到",
+    "吃饭时聊到",
+    "打电话说起",
+    "周会上过了一遍",
+    "写了一份笔记：",
+    "复盘了",
+    "想了想",
+]
+_ZH_TOPIC = [
+    "下季度的预算",
+    "明年的旅行计划",
+    "新项目的排期",
+    "装修方案",
+    "孩子的学校",
+    "健身计划",
+    "年终总结",
+    "市场活动",
+    "招聘进度",
+    "读书会的书单",
+    "房租和水电",
+    "家庭开支预算",
+    "周末去哪里爬山",
+    "体检报告",
+]
+_ZH_HOW = ["，决定下周再定。", "，大家意见不太一致。", "，先按原计划走。", "，还需要补充数据。", "，挺顺利。", "。"]
+_EN_WHO = ["Anna", "the design team", "Mr. Chen", "the landlord", "my manager", "the dentist"]
+_EN_WHAT = ["Call with {who} about", "Met {who} to go over", "Email from {who} on", "Notes after seeing {who} about"]
+_EN_TOPIC = [
+    "the Q3 budget",
+    "the launch plan",
+    "hiring for the data team",
+    "the lease renewal",
+    "next week's offsite",
+    "the quarterly review meeting",
+    "a new running schedule",
+    "the conference talk",
+]
+_EN_HOW = ["Follow up on Friday.", "Nothing decided yet.", "Looks fine.", "Need more numbers first.", ""]
+MEMORIES = [
+    "用户在一家互联网公司的市场部工作",
+    "用户喜欢手冲咖啡",
+    "用户每周四有部门例会",
+    "用户住在上海",
+    "用户正在学日语",
+    "用户的女儿今年上小学",
+    "用户对花生过敏",
+    "用户每周跑步三次",
+    "用户负责下季度的市场预算",
+    "用户的直属上司是老李",
+    "The user prefers short answers",
+    "用户喜欢历史小说",
+    "用户打算明年去云南旅行",
+    "用户在存钱买房",
+    "用户习惯早上写日记",
+    "用户的生日在十月",
+    "用户养了一只猫，叫团子",
+    "用户不喝酒",
+    "用户最近在装修新家",
+    "The user's team ships a release every two weeks",
+]
+
+
+def account_records(seed: int) -> list[dict[str, object]]:
+    """A believable account: the six records above among RECORDS_PER_USER, mostly Chinese
+    notes of a sentence or a few, some English; every OPTED_OUT_EVERY-th opted out of AI."""
+    rng = random.Random(seed)
+    contents = list(RECORDS)
+    while len(contents) < RECORDS_PER_USER:
+        sentences = []
+        for _ in range(rng.choice([1, 1, 2, 3, 5])):
+            if rng.random() < 0.8:
+                parts = (_ZH_WHO, _ZH_WHAT, _ZH_TOPIC, _ZH_HOW)
+                sentences.append("".join(rng.choice(part) for part in parts))
+            else:
+                opening = rng.choice(_EN_WHAT).format(who=rng.choice(_EN_WHO))
+                sentences.append(f"{opening} {rng.choice(_EN_TOPIC)}. {rng.choice(_EN_HOW)}".strip())
+        contents.append(" ".join(sentences))
+    rng.shuffle(contents)
+    return [
+        {"content": content, "ai_opt_out": n % OPTED_OUT_EVERY == OPTED_OUT_EVERY - 1}
+        for n, content in enumerate(contents)
+    ]
 
 
 def _log(message: str) -> None:
@@ -91,17 +187,36 @@ async def _login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
+async def _all_records(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    params: dict[str, str | int] = {"limit": 200}
+    while True:
+        page = (await client.get("/api/v1/records", headers=headers, params=params)).json()
+        items += page["items"]
+        if not page["next_cursor"]:
+            return items
+        params["cursor"] = page["next_cursor"]
+
+
+async def _create_records(
+    client: httpx.AsyncClient, headers: dict[str, str], pending: Iterator[dict[str, object]]
+) -> None:
+    for record in pending:
+        (await client.post("/api/v1/records", headers=headers, json=record)).raise_for_status()
+
+
 async def _wait_analysed(client: httpx.AsyncClient, headers: dict[str, str], expected: int, timeout: float) -> float:
-    """Poll the record list until `expected` records are analysed; the moment they were."""
+    """Poll the record list until `expected` records are analysed (or, opted out of AI,
+    skipped); the moment they were."""
     deadline = time.perf_counter() + timeout
     statuses: collections.Counter[str] = collections.Counter()
     while time.perf_counter() < deadline:
-        page = (await client.get("/api/v1/records", headers=headers, params={"limit": 200})).json()
-        statuses = collections.Counter(item["ai"]["status"] for item in page["items"])
-        if statuses["done"] >= expected:
+        items = await _all_records(client, headers)
+        statuses = collections.Counter(item["ai"]["status"] for item in items)
+        if statuses["done"] + statuses["skipped"] >= expected:
             return time.perf_counter()
         if statuses["failed"]:
-            errors = collections.Counter(item["ai"]["error"] for item in page["items"] if item["ai"]["error"])
+            errors = collections.Counter(item["ai"]["error"] for item in items if item["ai"]["error"])
             raise RuntimeError(f"analysis jobs failed: {dict(errors)}")
         await asyncio.sleep(0.02)
     raise TimeoutError(f"{expected} records were not analysed within {timeout:.0f}s: {dict(statuses)}")
@@ -156,11 +271,18 @@ async def _relay_benchmark(jilu: LauncherProcess, fake: FakeProvider) -> list[Ro
     async with httpx.AsyncClient(base_url=mobile, timeout=60) as client:
         users = [await _login(client, f"bench{n}") for n in range(USERS)]
         fake.default_reply = Reply(text=ANALYSIS)
-        for headers in users:
-            for content in RECORDS:
-                (await client.post("/api/v1/records", headers=headers, json={"content": content})).raise_for_status()
+        started = time.perf_counter()
+        for seed, headers in enumerate(users):
+            pending = iter(account_records(seed))
+            await asyncio.gather(*(_create_records(client, headers, pending) for _ in range(CREATORS)))
+            for memory in MEMORIES[:MEMORIES_PER_USER]:
+                (await client.post("/api/v1/memories", headers=headers, json={"content": memory})).raise_for_status()
         for headers in users:  # analysis calls the provider too: let it finish first
-            await _wait_analysed(client, headers, len(RECORDS), timeout=120)
+            await _wait_analysed(client, headers, RECORDS_PER_USER, timeout=600)
+        _log(
+            f"{USERS} users with {RECORDS_PER_USER} records and {MEMORIES_PER_USER} memories each, "
+            f"analysed in {time.perf_counter() - started:.1f}s"
+        )
         conversations = []
         for headers in users:
             created = await client.post("/api/v1/chat/conversations", headers=headers, json={})

@@ -6,20 +6,48 @@ two-character query is found even where jieba drew the word boundary elsewhere. 
 segmented the same way. SQLite ranks with FTS5's bm25, PostgreSQL with ts_rank over a
 `simple` tsvector of the same tokens. The index lives in `record_search`, written in the
 same transaction as the record.
+
+A query matches records with all its words; `match_any` matches those with any of them,
+the ones with the most of its words first (then by rank), also in one statement. When the
+records with every word already fill the page, `match_any` matches only those: the others
+could not make the cut, and matching any word of a common query touches most of a large
+account.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
+import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import jieba
-from sqlalchemy import Column, MetaData, String, Table, Text, delete, func, insert, literal_column, select, text
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+    text,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import TableClause
 
 from common.records.crud import owned_records
 from common.records.models import Record, RecordTag
@@ -91,7 +119,7 @@ def parse_query(query: str) -> list[Term]:
     return list(terms.values())[:MAX_QUERY_TERMS]
 
 
-def _fts5_query(terms: list[Term]) -> str:
+def _fts5_query(terms: list[Term], *, match_any: bool = False) -> str:
     def quoted(word: str, prefix: bool) -> str:
         return '"' + word.replace('"', '""') + '"' + ("*" if prefix else "")
 
@@ -102,10 +130,10 @@ def _fts5_query(terms: list[Term]) -> str:
             for words in term.alternatives
         ]
         parts.append("(" + " OR ".join(f"({o})" for o in options) + ")")
-    return " AND ".join(parts)
+    return (" OR " if match_any else " AND ").join(parts)
 
 
-def _tsquery(terms: list[Term]) -> str:
+def _tsquery(terms: list[Term], *, match_any: bool = False) -> str:
     def lexeme(word: str, prefix: bool) -> str:
         return "'" + word.replace("'", "''").replace("\\", "\\\\") + "'" + (":*" if prefix else "")
 
@@ -115,7 +143,7 @@ def _tsquery(terms: list[Term]) -> str:
             " & ".join(lexeme(w, prefix=not term.is_cjk and len(w) >= 3) for w in words) for words in term.alternatives
         ]
         parts.append("(" + " | ".join(f"({o})" for o in options) + ")")
-    return " & ".join(parts)
+    return (" | " if match_any else " & ").join(parts)
 
 
 # -- keeping the index in step ------------------------------------------------------------
@@ -186,13 +214,17 @@ class SearchFilters:
     tag: str | None = None
     occurred_from: datetime | None = None
     occurred_to: datetime | None = None
+    # Leave out records that opted out of AI (what a remote provider may be shown).
+    ai_allowed_only: bool = False
 
     @property
     def any(self) -> bool:
-        return any((self.kind, self.tag, self.occurred_from, self.occurred_to))
+        return any((self.kind, self.tag, self.occurred_from, self.occurred_to, self.ai_allowed_only))
 
 
 def apply_filters(statement: Any, filters: SearchFilters) -> Any:
+    if filters.ai_allowed_only:
+        statement = statement.where(Record.ai_opt_out.is_(False))
     if filters.kind:
         statement = statement.where(Record.kind == filters.kind)
     if filters.tag:
@@ -206,63 +238,139 @@ def apply_filters(statement: Any, filters: SearchFilters) -> Any:
 
 
 async def search(
-    session: AsyncSession, owner_id: str, query: str, *, limit: int, filters: SearchFilters = SearchFilters()
+    session: AsyncSession,
+    owner_id: str,
+    query: str,
+    *,
+    limit: int,
+    filters: SearchFilters = SearchFilters(),
+    match_any: bool = False,
 ) -> list[tuple[Record, float, str]]:
-    """The owner's best-matching live records: (record, score, highlighted snippet)."""
+    """The owner's best-matching live records: (record, score, highlighted snippet).
+
+    Records with every word of the query; with `match_any`, records with any of them, those
+    with the most of the words first and then by score. One statement either way."""
     terms = parse_query(query)
     if not terms:
         return []
+    count_words = match_any and len(terms) > 1
     if _is_sqlite(session):
-        rows = await _search_sqlite(session, owner_id, terms, limit, filters)
+        statement = _sqlite_statement(owner_id, terms, limit, filters, count_words=count_words)
     else:
-        rows = await _search_postgresql(session, owner_id, terms, limit, filters)
+        statement = _postgresql_statement(owner_id, terms, limit, filters, count_words=count_words)
+    rows = (await session.execute(statement)).all()
     return [(record, float(score), highlight(record, terms)) for record, score in rows]
 
 
-async def _search_sqlite(
-    session: AsyncSession, owner_id: str, terms: list[Term], limit: int, filters: SearchFilters
-) -> list[Any]:
+def _fts5_table() -> TableClause:
+    """`FROM record_search` on SQLite: a new one each time, so that a subquery over the same
+    table is never taken for a correlated one."""
+    return table("record_search")
+
+
+def _how_many(has_each: Sequence[ColumnElement[Any]]) -> ColumnElement[int]:
+    """How many of the conditions hold: 0 to len(has_each)."""
+    return functools.reduce(operator.add, (case((has, 1), else_=0) for has in has_each))
+
+
+def _fills(with_every_word: Select[Any], limit: int, filters: SearchFilters) -> ColumnElement[bool]:
+    """Whether the records with every word (and through the filters) fill `limit` on their
+    own. Then no record with fewer words can make the cut, so `match_any` matches those
+    alone: what it costs follows the few with every word, not the many with any of them.
+    The condition refers to nothing outside itself, so the database works it out once,
+    before the search it steers."""
+    enough = apply_filters(with_every_word, filters).limit(limit).subquery("enough")
+    return select(func.count()).select_from(enough).correlate(None).scalar_subquery() >= limit
+
+
+def _sqlite_statement(
+    owner_id: str, terms: list[Term], limit: int, filters: SearchFilters, *, count_words: bool
+) -> Select[Any]:
     # The owner's token narrows the match inside FTS5; without filters the ranking and the
     # cut to `limit` happen there too, and only those rows are joined to `records`.
-    match = f'owner_id : "{owner_token(owner_id)}" AND ({_fts5_query(terms)})'
-    ranked = (
-        select(
-            literal_column("record_id").label("record_id"),
-            literal_column("bm25(record_search, 0.0, 0.0, 4.0, 1.0)").label("rank"),
+    owner = f'owner_id : "{owner_token(owner_id)}"'
+    every_word = f"{owner} AND ({_fts5_query(terms)})"
+    ranked: Select[*tuple[Any, ...]] = select(
+        literal_column("record_id").label("record_id"),
+        literal_column("bm25(record_search, 0.0, 0.0, 4.0, 1.0)").label("rank"),
+    ).select_from(_fts5_table())
+    owned = owned_records(owner_id)
+    if not count_words:
+        ranked = ranked.where(text("record_search MATCH :fts_query").bindparams(fts_query=every_word))
+    else:
+        every_hit = (
+            select(literal_column("record_id").label("record_id"))
+            .select_from(_fts5_table())
+            .where(text("record_search MATCH :fts_every").bindparams(fts_every=every_word))
+            .subquery("every_hit")
         )
-        .select_from(text("record_search"))
-        .where(text("record_search MATCH :fts_query").bindparams(fts_query=match))
-        .order_by(literal_column("rank"))
-    )
+        filled = _fills(
+            owned.with_only_columns(Record.id).join(every_hit, every_hit.c.record_id == Record.id), limit, filters
+        )
+        any_word = f"{owner} AND ({_fts5_query(terms, match_any=True)})"
+        # How many of the words a record has: one more FTS5 lookup per word, inside this
+        # statement, made on first use, so not at all when the records with every word fill.
+        has_each = " + ".join(
+            # Only the word's number goes into the text; the word itself is a bound parameter.
+            f"(rowid IN (SELECT rowid FROM record_search WHERE record_search MATCH :fts_word_{n}))"  # noqa: S608
+            for n in range(len(terms))
+        )
+        each_word = {f"fts_word_{n}": f"{owner} AND {_fts5_query([term])}" for n, term in enumerate(terms)}
+        words = case((filled, len(terms)), else_=type_coerce(text(has_each).bindparams(**each_word), Integer))
+        ranked = (
+            ranked.where(literal_column("record_search").op("MATCH")(case((filled, every_word), else_=any_word)))
+            .add_columns(words.label("words"))
+            .order_by(literal_column("words").desc())
+        )
+    ranked = ranked.order_by(literal_column("rank"))
     if not filters.any:
         ranked = ranked.limit(limit)
     hits = ranked.subquery("hits")
+    order = [hits.c.words.desc()] if count_words else []
     statement = (
-        owned_records(owner_id)
-        .join(hits, hits.c.record_id == Record.id)
+        owned.join(hits, hits.c.record_id == Record.id)
         .add_columns((-hits.c.rank).label("score"))
-        .order_by(hits.c.rank, Record.occurred_at.desc())
+        .order_by(*order, hits.c.rank, Record.occurred_at.desc())
         .limit(limit)
     )
-    return list((await session.execute(apply_filters(statement, filters))).all())
+    return apply_filters(statement, filters)
 
 
-async def _search_postgresql(
-    session: AsyncSession, owner_id: str, terms: list[Term], limit: int, filters: SearchFilters
-) -> list[Any]:
+def _postgresql_statement(
+    owner_id: str, terms: list[Term], limit: int, filters: SearchFilters, *, count_words: bool
+) -> Select[Any]:
     search_rows = _search_table.c
-    tsquery = func.to_tsquery("simple", _tsquery(terms))
-    document = literal_column("record_search.document")
+    document: ColumnElement[Any] = literal_column("record_search.document")
+    every_word = _tsquery(terms)
+    if not count_words:
+        tsquery = func.to_tsquery("simple", every_word)
+    else:
+        every_hit = _search_table.alias("every_hit")
+        with_every_word = (
+            owned_records(owner_id)
+            .with_only_columns(Record.id)
+            .join(every_hit, every_hit.c.record_id == Record.id)
+            .where(
+                every_hit.c.owner_id == owner_id,
+                literal_column("every_hit.document").op("@@")(func.to_tsquery("simple", every_word)),
+            )
+        )
+        any_word = _tsquery(terms, match_any=True)
+        tsquery = func.to_tsquery("simple", case((_fills(with_every_word, limit, filters), every_word), else_=any_word))
     score = func.ts_rank(document, tsquery)
+    order: list[Any] = [score.desc(), Record.occurred_at.desc()]
+    if count_words:
+        has_each = [document.op("@@")(func.to_tsquery("simple", _tsquery([term]))) for term in terms]
+        order.insert(0, _how_many(has_each).desc())
     statement = (
         owned_records(owner_id)
         .join(_search_table, search_rows.record_id == Record.id)
         .where(search_rows.owner_id == owner_id, document.op("@@")(tsquery))
         .add_columns(score.label("score"))
-        .order_by(score.desc(), Record.occurred_at.desc())
+        .order_by(*order)
         .limit(limit)
     )
-    return list((await session.execute(apply_filters(statement, filters))).all())
+    return apply_filters(statement, filters)
 
 
 def highlight(record: Record, terms: list[Term]) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, raiseload
 from common.ai.models import Memory
 from common.database import utcnow
 from common.records.models import Record
-from common.records.search import search
+from common.records.search import SearchFilters, search
 from common.users.models import User
 from llm_service.app.analysis.service import source_of
 from llm_service.app.providers.base import ChatContext, ChatTurn, Language, SourceRecord
@@ -24,10 +24,8 @@ from llm_service.app.providers.text import detect_language, words
 
 RECORDS_IN_CONTEXT = 6
 MEMORIES_IN_CONTEXT = 8
-# Opted-out records are filtered after the search, so ask for more to still fill the context.
-SEARCH_OVERFETCH = 3
 MAX_TURN_CHARS = 2000
-MAX_KEYWORDS = 5  # each is a search of its own
+MAX_KEYWORDS = 8  # each is one more index lookup inside the search
 
 
 class GroundingSession(Session):
@@ -66,23 +64,16 @@ async def find_records(
 
 async def _search(session: AsyncSession, owner_id: str, question: str, *, remote: bool) -> list[Record]:
     """Records with every content word of the question first, then those with the most of
-    them. Search ANDs its terms, and a question's own words ("什么", "what") are rarely in
-    the record that answers it, so the query is the question's content words, and when
-    that finds too little, each word on its own."""
-    limit = RECORDS_IN_CONTEXT * SEARCH_OVERFETCH if remote else RECORDS_IN_CONTEXT
+    them, in one statement (`match_any`). A question's own words ("什么", "what") are rarely
+    in the record that answers it, so the query is its content words; a question with none
+    is searched as it stands, all its words."""
     keywords = list(dict.fromkeys(word.surface for word in words(question)))[:MAX_KEYWORDS]
-    complete = await search(session, owner_id, " ".join(keywords) or question, limit=limit)
-    everything = len(keywords) + 1
-    ranked = {record.id: (record, everything, score) for record, score, _ in complete}
-    if len(ranked) < limit and len(keywords) > 1:
-        for keyword in keywords:
-            for record, score, _ in await search(session, owner_id, keyword, limit=limit):
-                _, matched, total = ranked.get(record.id, (record, 0, 0.0))
-                if matched < everything:
-                    ranked[record.id] = (record, matched + 1, total + score)
-    best = sorted(ranked.values(), key=lambda item: (-item[1], -item[2]))
-    records = [record for record, _, _ in best if not (remote and record.ai_opt_out)]
-    return records[:RECORDS_IN_CONTEXT]
+    # Opted-out records are left out by the search itself, so they never take a place.
+    filters = SearchFilters(ai_allowed_only=remote)
+    query = " ".join(keywords) or question
+    hits = await search(session, owner_id, query, limit=RECORDS_IN_CONTEXT, filters=filters, match_any=bool(keywords))
+    # Checked again here: whatever the search does, an opted-out record never goes out.
+    return [record for record, _, _ in hits if not (remote and record.ai_opt_out)]
 
 
 async def find_memories(session: AsyncSession, owner_id: str, *, remote: bool) -> tuple[str, ...]:
