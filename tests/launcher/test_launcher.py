@@ -115,7 +115,9 @@ def test_a_child_killed_with_sigkill_comes_back(launch: Launch) -> None:
 
 def test_a_child_that_crashes_at_start_makes_the_launcher_give_up(launch: Launch, tmp_path: Path) -> None:
     crashing = tmp_path / "crashing-python"
-    crashing.write_text("#!/bin/sh\necho 'llm crashes at start'\nexit 1\n")
+    # It lives a second before crashing, so the healthy services are surely started (and
+    # seen) before the launcher gives up on it.
+    crashing.write_text("#!/bin/sh\necho 'llm crashes at start'\nsleep 1\nexit 1\n")
     crashing.chmod(0o755)
 
     run = launch("--max-crashes", "3", "--crash-window", "60", env={"JILU_LLM_PYTHON": str(crashing)})
