@@ -299,6 +299,28 @@ async def test_remote_answers_stream_the_providers_chunks_and_cite_only_given_re
         assert "斑马" not in fake.received_text(), "an opted-out record reached the provider"
 
 
+async def test_opted_out_records_do_not_take_the_places_of_remote_context(stack, fake) -> None:
+    """More opted-out records with every word than there are places: the search leaves them
+    out, so an allowed record with fewer of the words still reaches the provider."""
+    fake.default_reply = Reply(text=ANALYSIS)
+    async with stack(**remote(fake)) as chat:
+        for n in range(6):  # RECORDS_IN_CONTEXT
+            await chat.record("alice", content=f"预算 广告 marketing 安排：斑马秘密第{n}号。", ai_opt_out=True)
+        allowed = await chat.record("alice", content="预算和广告：河马方案公开。")
+        await chat.record("alice", content=COFFEE)
+        fake.default_reply = Reply(chunks=["见[1]。"])
+        conversation = await chat.conversation("alice")
+
+        response, events = await chat.ask_streaming("alice", conversation, "预算 广告 marketing 怎么安排？")
+
+        assert response.status_code == 200
+        assert events_named(events, "done")[0]["citations"] == [allowed["id"]]
+        sent = chat_text(fake)
+        assert "河马方案公开" in sent, "an opted-out record took the allowed record's place"
+        assert "斑马" not in fake.received_text(), "an opted-out record reached the provider"
+        assert "咖啡机" not in sent
+
+
 async def test_the_recent_turns_are_given_as_history_from_the_redis_window(stack, fake, redis) -> None:
     async with stack(**remote(fake)) as chat:
         conversation = await chat.conversation("alice")

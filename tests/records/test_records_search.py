@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from common.records.search import SearchFilters, search
 from tests.records.conftest import RECORDS, Account, RecordsStack
 from tests.support import assert_error
 
@@ -195,3 +196,120 @@ async def test_bad_and_empty_queries(
         assert response.status_code == 200, (query, response.text)
         assert response.json() == {"items": [], "next_cursor": None}, query
     assert len(await hits(search_api, records_owner, "budget*")) == 1
+
+
+# -- search() itself: match_any (chat grounding) and ai_allowed_only -----------------------
+
+
+async def search_ids(
+    records_stack: RecordsStack,
+    account: Account,
+    query: str,
+    *,
+    limit: int = 10,
+    match_any: bool = False,
+    filters: SearchFilters | None = None,
+) -> list[str]:
+    """`search()` called directly (the HTTP API has no match_any): the ids in result order."""
+    async with records_stack.sessionmaker() as session:
+        results = await search(
+            session, account.id, query, limit=limit, filters=filters or SearchFilters(), match_any=match_any
+        )
+    return [record.id for record, _, _ in results]
+
+
+MIXED_QUERY = "预算 广告 marketing"
+
+
+async def test_match_any_ranks_by_how_many_words_a_record_has(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    async def make(content: str, title: str | None = None) -> str:
+        return (await records_stack.create(search_api, records_owner, title=title, content=content))["id"]
+
+    # The fewer words, the newer, the more often repeated and the more in the title, so the
+    # better ranked by bm25 and ts_rank alone: only counting the words puts them in order.
+    three = await make("下季度预算与广告投放的 marketing 计划，写得很长很长，" + "细节很多。" * 20)
+    two = await make("预算 广告 " * 15, title="预算 广告")
+    one_en = await make("marketing " * 30, title="marketing")
+    one_zh = await make("预算 " * 30, title="预算")
+    zero = await make("咖啡机 coffee 周末")
+
+    results = await search_ids(records_stack, records_owner, MIXED_QUERY, match_any=True)
+    assert results[:2] == [three, two]
+    assert set(results[2:]) == {one_en, one_zh}
+    assert zero not in results
+    assert await search_ids(records_stack, records_owner, MIXED_QUERY) == [three]
+
+
+async def test_match_any_returns_only_every_word_records_when_they_fill_the_limit(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    async def make(content: str, **fields: Any) -> str:
+        return (await records_stack.create(search_api, records_owner, content=content, **fields))["id"]
+
+    every = {await make("预算 广告 marketing 一"), await make("预算 广告 marketing 二")}
+    partial_best = await make("预算 广告")
+    for content in ("预算", "广告", "marketing", "预算 marketing"):
+        await make(content)
+
+    assert set(await search_ids(records_stack, records_owner, MIXED_QUERY, limit=2, match_any=True)) == every
+    assert set(await search_ids(records_stack, records_owner, MIXED_QUERY, limit=1, match_any=True)) < every
+    # One short of the limit: the best partial record fills the last place.
+    results = await search_ids(records_stack, records_owner, MIXED_QUERY, limit=3, match_any=True)
+    assert set(results[:2]) == every
+    assert results[2] == partial_best  # two of three words beats every one-word record
+
+    # An opted-out every-word record does not count toward filling the limit under ai_allowed_only.
+    opted_out = await make("预算 广告 marketing 三", ai_opt_out=True)
+    allowed_only = SearchFilters(ai_allowed_only=True)
+    results = await search_ids(records_stack, records_owner, MIXED_QUERY, limit=3, match_any=True, filters=allowed_only)
+    assert opted_out not in results
+    assert set(results[:2]) == every
+    assert results[2] == partial_best
+
+
+async def test_ai_allowed_only_leaves_out_opted_out_records(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    allowed = (await records_stack.create(search_api, records_owner, content="预算 广告 marketing 公开"))["id"]
+    opted_out = (
+        await records_stack.create(search_api, records_owner, content="预算 广告 marketing 私密", ai_opt_out=True)
+    )["id"]
+    partial = (await records_stack.create(search_api, records_owner, content="预算 广告"))["id"]
+    allowed_only = SearchFilters(ai_allowed_only=True)
+
+    for match_any in (False, True):
+        results = await search_ids(records_stack, records_owner, MIXED_QUERY, match_any=match_any, filters=allowed_only)
+        assert opted_out not in results, match_any
+        assert allowed in results, match_any
+    assert await search_ids(records_stack, records_owner, MIXED_QUERY, filters=allowed_only) == [allowed]
+    assert await search_ids(records_stack, records_owner, MIXED_QUERY, match_any=True, filters=allowed_only) == [
+        allowed,
+        partial,
+    ]
+    # The default filters keep it: the offline provider and the search page may see it.
+    assert set(await search_ids(records_stack, records_owner, MIXED_QUERY)) == {allowed, opted_out}
+    assert set(await search_ids(records_stack, records_owner, MIXED_QUERY, match_any=True)) == {
+        allowed,
+        opted_out,
+        partial,
+    }
+
+
+async def test_match_any_never_crosses_users(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account, records_stranger: Account
+) -> None:
+    mine_every = (await records_stack.create(search_api, records_owner, content="预算 广告 marketing 我的"))["id"]
+    mine_partial = (await records_stack.create(search_api, records_owner, content="marketing 我的"))["id"]
+    theirs = {
+        (await records_stack.create(search_api, records_stranger, content=f"预算 广告 marketing 他们的{n}"))["id"]
+        for n in range(3)
+    }
+
+    # The stranger's every-word records neither appear nor count toward filling the limit.
+    for limit in (2, 10):
+        results = await search_ids(records_stack, records_owner, MIXED_QUERY, limit=limit, match_any=True)
+        assert results == [mine_every, mine_partial], limit
+        assert not theirs & set(results)
+    assert set(await search_ids(records_stack, records_stranger, MIXED_QUERY, match_any=True)) == theirs
