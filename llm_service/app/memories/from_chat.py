@@ -9,9 +9,9 @@ Ephemeral conversations are never read: leaving no trace beyond Redis is their p
 A remote provider is asked only when the question may state a fact (a sentence that is not
 a question and speaks of the user, or asks to remember something): a plain question costs
 no second paid request. Extraction never delays the answer or its `done` event and never
-fails it: a used-up budget skips it, a provider fault is logged (its class and Jilu's own detail, never the upstream
-body) and dropped. Running extractions are kept referenced until they end; at shutdown they
-get `SHUTDOWN_GRACE_SECONDS` to finish and are then cancelled.
+fails it: a used-up budget skips it, a provider fault is logged (its class and Jilu's own
+detail, never the upstream body) and dropped. Running extractions are kept referenced until
+they end; at shutdown they get `SHUTDOWN_GRACE_SECONDS` to finish and are then cancelled.
 """
 
 from __future__ import annotations

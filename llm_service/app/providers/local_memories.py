@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from llm_service.app.providers.base import MemoryCandidate
@@ -134,13 +134,16 @@ _PATTERNS: tuple[Pattern, ...] = (
 def extract(text: str) -> list[MemoryCandidate]:
     """Memory candidates in the order their sentences appear, without duplicates."""
     found: dict[str, MemoryCandidate] = {}
-    for line in markdown_lines(text[:MAX_TEXT_CHARS]):
-        for sentence in split_sentences(line.text):
-            if _QUESTION.search(sentence):
-                continue
-            for candidate in _facts(sentence):
-                found.setdefault(_dedupe_key(candidate.content), candidate)
+    for sentence in _statements(text):
+        for candidate in _facts(sentence):
+            found.setdefault(_dedupe_key(candidate.content), candidate)
     return list(found.values())
+
+
+def _statements(text: str) -> Iterator[str]:
+    """The sentences of `text` that are not questions, in order."""
+    for line in markdown_lines(text[:MAX_TEXT_CHARS]):
+        yield from (sentence for sentence in split_sentences(line.text) if not _QUESTION.search(sentence))
 
 
 _CLAUSE = re.compile(r"(?<=[，,；;])\s*|\s+(?=but\s)", re.IGNORECASE)
@@ -152,11 +155,7 @@ def may_state_facts(text: str) -> bool:
     """Whether `text` has a sentence that is not a question and speaks of the user (or asks
     to remember something): the cheap test before a paid extraction call, so that a plain
     question to the assistant costs no second request."""
-    for line in markdown_lines(text[:MAX_TEXT_CHARS]):
-        for sentence in split_sentences(line.text):
-            if not _QUESTION.search(sentence) and (_FIRST_PERSON.search(sentence) or _REMEMBER.search(sentence)):
-                return True
-    return False
+    return any(_FIRST_PERSON.search(sentence) or _REMEMBER.search(sentence) for sentence in _statements(text))
 
 
 def _facts(sentence: str) -> list[MemoryCandidate]:
