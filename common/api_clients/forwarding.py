@@ -79,7 +79,7 @@ async def forward(request: Request, target: ServiceClient, path: str | None = No
     upstream = target.client.build_request(
         request.method,
         target.url(upstream_path),
-        params=request.query_params.multi_items(),
+        params=tuple(request.query_params.multi_items()),
         headers=_request_headers(request),
         content=request.stream() if _has_body(request) else None,
     )

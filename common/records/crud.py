@@ -15,7 +15,7 @@ from typing import Any
 
 from fastcrud import FastCRUD, PolicyConfig
 from fastcrud.crud.policy_enforcement import conditions_in_reach
-from sqlalchemy import Select, select
+from sqlalchemy import BindParameter, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,7 +43,7 @@ READ_ONLY_COLUMNS = [
 ]
 
 
-def record_policy(owner_id: str, *, include_deleted: bool = False) -> PolicyConfig:
+def record_policy(owner_id: str | BindParameter[str], *, include_deleted: bool = False) -> PolicyConfig:
     mine = Record.owner_id == owner_id
     reach = mine if include_deleted else mine & Record.is_deleted.is_(False)
     return PolicyConfig(
@@ -62,8 +62,9 @@ def attachment_policy(owner_id: str) -> PolicyConfig:
     return PolicyConfig(read=mine, create=True, create_check=mine, update=False, delete=mine)
 
 
-def owned_records(owner_id: str, *, include_deleted: bool = False) -> Select[Any]:
-    """`SELECT records` limited to what `owner_id` reaches."""
+def owned_records(owner_id: str | BindParameter[str], *, include_deleted: bool = False) -> Select[Any]:
+    """`SELECT records` limited to what `owner_id` reaches (or, given a bound parameter, the
+    owner whose id is bound when the statement runs)."""
     policy = record_policy(owner_id, include_deleted=include_deleted)
     return select(Record).where(*conditions_in_reach(policy, Record, "read"))
 

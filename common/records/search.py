@@ -28,6 +28,7 @@ from typing import Any
 
 import jieba
 from sqlalchemy import (
+    BindParameter,
     Column,
     ColumnElement,
     Integer,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     case,
     delete,
     func,
@@ -47,6 +49,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 from sqlalchemy.sql.expression import TableClause
 
 from common.records.crud import owned_records
@@ -221,20 +224,59 @@ class SearchFilters:
     def any(self) -> bool:
         return any((self.kind, self.tag, self.occurred_from, self.occurred_to, self.ai_allowed_only))
 
+    @property
+    def shape(self) -> FilterShape:
+        """Which filters are set, without their values."""
+        return FilterShape(
+            bool(self.kind), bool(self.tag), bool(self.occurred_from), bool(self.occurred_to), self.ai_allowed_only
+        )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The values of the bound parameters that `filter_conditions(self.shape)` names."""
+        values = {
+            "filter_kind": self.kind,
+            "filter_tag": self.tag,
+            "filter_from": self.occurred_from,
+            "filter_to": self.occurred_to,
+        }
+        return {name: value for name, value in values.items() if value}
+
+
+@dataclass(frozen=True)
+class FilterShape:
+    kind: bool = False
+    tag: bool = False
+    occurred_from: bool = False
+    occurred_to: bool = False
+    ai_allowed_only: bool = False
+
+    @property
+    def any(self) -> bool:
+        return any((self.kind, self.tag, self.occurred_from, self.occurred_to, self.ai_allowed_only))
+
+
+def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of the filters that are set, their values as bound parameters
+    (`SearchFilters.params`), so one statement serves every value."""
+    conditions: list[ColumnElement[bool]] = []
+    if shape.ai_allowed_only:
+        conditions.append(Record.ai_opt_out.is_(False))
+    if shape.kind:
+        conditions.append(Record.kind == bindparam("filter_kind"))
+    if shape.tag:
+        conditions.append(Record.id.in_(select(RecordTag.record_id).where(RecordTag.name == bindparam("filter_tag"))))
+    if shape.occurred_from:
+        conditions.append(Record.occurred_at >= bindparam("filter_from"))
+    if shape.occurred_to:
+        conditions.append(Record.occurred_at < bindparam("filter_to"))
+    return conditions
+
 
 def apply_filters(statement: Any, filters: SearchFilters) -> Any:
-    if filters.ai_allowed_only:
-        statement = statement.where(Record.ai_opt_out.is_(False))
-    if filters.kind:
-        statement = statement.where(Record.kind == filters.kind)
-    if filters.tag:
-        tagged = select(RecordTag.record_id).where(RecordTag.name == filters.tag)
-        statement = statement.where(Record.id.in_(tagged))
-    if filters.occurred_from:
-        statement = statement.where(Record.occurred_at >= filters.occurred_from)
-    if filters.occurred_to:
-        statement = statement.where(Record.occurred_at < filters.occurred_to)
-    return statement
+    """`statement` limited to what `filters` lets through, values bound."""
+    conditions = filter_conditions(filters.shape)
+    return statement.where(*conditions).params(filters.params) if conditions else statement
 
 
 async def search(
@@ -251,15 +293,62 @@ async def search(
     Records with every word of the query; with `match_any`, records with any of them, those
     with the most of the words first and then by score. One statement either way."""
     terms = parse_query(query)
+    hits = await ranked_records(session, owner_id, terms, limit=limit, filters=filters, match_any=match_any)
+    return [(record, score, highlight(record, terms)) for record, score in hits]
+
+
+async def ranked_records(
+    session: AsyncSession,
+    owner_id: str,
+    terms: list[Term],
+    *,
+    limit: int,
+    filters: SearchFilters = SearchFilters(),
+    match_any: bool = False,
+    with_attachments: bool = True,
+) -> list[tuple[Record, float]]:
+    """`search` without the snippets: (record, score), best first, for `parse_query`'s terms.
+    Without `with_attachments` the records come without them (one query fewer); reading
+    `record.attachments` then raises.
+
+    The statement depends only on the query's shape (how many words, the limit, which
+    filters), never on its values, which are bound parameters: it is built once per shape
+    and reused, so a search costs its execution, not the building and caching of a large
+    statement."""
     if not terms:
         return []
     count_words = match_any and len(terms) > 1
-    if _is_sqlite(session):
-        statement = _sqlite_statement(owner_id, terms, limit, filters, count_words=count_words)
+    sqlite = _is_sqlite(session)
+    shape = _QueryShape(sqlite, len(terms), limit, count_words, filters.shape, with_attachments)
+    params: dict[str, Any] = {**filters.params, "owner_id": owner_id}
+    if sqlite:
+        owner = f'owner_id : "{owner_token(owner_id)}"'
+        params["fts_every"] = f"{owner} AND ({_fts5_query(terms)})"
+        params["fts_any"] = f"{owner} AND ({_fts5_query(terms, match_any=True)})"
+        params.update({f"fts_word_{n}": f"{owner} AND {_fts5_query([term])}" for n, term in enumerate(terms)})
     else:
-        statement = _postgresql_statement(owner_id, terms, limit, filters, count_words=count_words)
-    rows = (await session.execute(statement)).all()
-    return [(record, float(score), highlight(record, terms)) for record, score in rows]
+        params["ts_every"] = _tsquery(terms)
+        params["ts_any"] = _tsquery(terms, match_any=True)
+        params.update({f"ts_word_{n}": _tsquery([term]) for n, term in enumerate(terms)})
+    rows = (await session.execute(_statement(shape), params)).all()
+    return [(record, float(score)) for record, score in rows]
+
+
+@dataclass(frozen=True)
+class _QueryShape:
+    sqlite: bool
+    words: int
+    limit: int
+    count_words: bool
+    filters: FilterShape
+    with_attachments: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(shape: _QueryShape) -> Select[Any]:
+    build = _sqlite_statement if shape.sqlite else _postgresql_statement
+    statement = build(shape)
+    return statement if shape.with_attachments else statement.options(raiseload(Record.attachments))
 
 
 def _fts5_table() -> TableClause:
@@ -273,104 +362,105 @@ def _how_many(has_each: Sequence[ColumnElement[Any]]) -> ColumnElement[int]:
     return functools.reduce(operator.add, (case((has, 1), else_=0) for has in has_each))
 
 
-def _fills(with_every_word: Select[Any], limit: int, filters: SearchFilters) -> ColumnElement[bool]:
+def _fills(with_every_word: Select[Any], limit: int, filters: FilterShape) -> ColumnElement[bool]:
     """Whether the records with every word (and through the filters) fill `limit` on their
     own. Then no record with fewer words can make the cut, so `match_any` matches those
     alone: what it costs follows the few with every word, not the many with any of them.
     The condition refers to nothing outside itself, so the database works it out once,
     before the search it steers."""
-    enough = apply_filters(with_every_word, filters).limit(limit).subquery("enough")
+    enough = with_every_word.where(*filter_conditions(filters)).limit(limit).subquery("enough")
     return select(func.count()).select_from(enough).correlate(None).scalar_subquery() >= limit
 
 
-def _sqlite_statement(
-    owner_id: str, terms: list[Term], limit: int, filters: SearchFilters, *, count_words: bool
-) -> Select[Any]:
-    # The owner's token narrows the match inside FTS5; without filters the ranking and the
-    # cut to `limit` happen there too, and only those rows are joined to `records`.
-    owner = f'owner_id : "{owner_token(owner_id)}"'
-    every_word = f"{owner} AND ({_fts5_query(terms)})"
+def _owned(shape: _QueryShape) -> Select[Any]:
+    """The owner's live records through the filters, the owner a bound parameter."""
+    return owned_records(bindparam("owner_id")).where(*filter_conditions(shape.filters))
+
+
+def _sqlite_statement(shape: _QueryShape) -> Select[Any]:
+    # The owner's token narrows the match inside FTS5 (it is in every `fts_*` query); without
+    # filters the ranking and the cut to `limit` happen there too, and only those rows are
+    # joined to `records`.
     ranked: Select[*tuple[Any, ...]] = select(
         literal_column("record_id").label("record_id"),
         literal_column("bm25(record_search, 0.0, 0.0, 4.0, 1.0)").label("rank"),
     ).select_from(_fts5_table())
-    owned = owned_records(owner_id)
-    if not count_words:
-        ranked = ranked.where(text("record_search MATCH :fts_query").bindparams(fts_query=every_word))
+    if not shape.count_words:
+        ranked = ranked.where(text("record_search MATCH :fts_every"))
     else:
         every_hit = (
             select(literal_column("record_id").label("record_id"))
             .select_from(_fts5_table())
-            .where(text("record_search MATCH :fts_every").bindparams(fts_every=every_word))
+            .where(text("record_search MATCH :fts_every"))
             .subquery("every_hit")
         )
-        filled = _fills(
-            owned.with_only_columns(Record.id).join(every_hit, every_hit.c.record_id == Record.id), limit, filters
+        with_every_word = (
+            owned_records(bindparam("owner_id"))
+            .with_only_columns(Record.id)
+            .join(every_hit, every_hit.c.record_id == Record.id)
         )
-        any_word = f"{owner} AND ({_fts5_query(terms, match_any=True)})"
+        filled = _fills(with_every_word, shape.limit, shape.filters)
         # How many of the words a record has: one more FTS5 lookup per word, inside this
         # statement, made on first use, so not at all when the records with every word fill.
         has_each = " + ".join(
-            # Only the word's number goes into the text; the word itself is a bound parameter.
             f"(rowid IN (SELECT rowid FROM record_search WHERE record_search MATCH :fts_word_{n}))"  # noqa: S608
-            for n in range(len(terms))
+            for n in range(shape.words)
         )
-        each_word = {f"fts_word_{n}": f"{owner} AND {_fts5_query([term])}" for n, term in enumerate(terms)}
-        words = case((filled, len(terms)), else_=type_coerce(text(has_each).bindparams(**each_word), Integer))
+        words = case((filled, shape.words), else_=type_coerce(text(has_each), Integer))
+        fts_query = case((filled, bindparam("fts_every", type_=String)), else_=bindparam("fts_any", type_=String))
         ranked = (
-            ranked.where(literal_column("record_search").op("MATCH")(case((filled, every_word), else_=any_word)))
+            ranked.where(literal_column("record_search").op("MATCH")(fts_query))
             .add_columns(words.label("words"))
             .order_by(literal_column("words").desc())
         )
     ranked = ranked.order_by(literal_column("rank"))
-    if not filters.any:
-        ranked = ranked.limit(limit)
+    if not shape.filters.any:
+        ranked = ranked.limit(shape.limit)
     hits = ranked.subquery("hits")
-    order = [hits.c.words.desc()] if count_words else []
-    statement = (
-        owned.join(hits, hits.c.record_id == Record.id)
+    order = [hits.c.words.desc()] if shape.count_words else []
+    return (
+        _owned(shape)
+        .join(hits, hits.c.record_id == Record.id)
         .add_columns((-hits.c.rank).label("score"))
         .order_by(*order, hits.c.rank, Record.occurred_at.desc())
-        .limit(limit)
+        .limit(shape.limit)
     )
-    return apply_filters(statement, filters)
 
 
-def _postgresql_statement(
-    owner_id: str, terms: list[Term], limit: int, filters: SearchFilters, *, count_words: bool
-) -> Select[Any]:
+def _postgresql_statement(shape: _QueryShape) -> Select[Any]:
     search_rows = _search_table.c
     document: ColumnElement[Any] = literal_column("record_search.document")
-    every_word = _tsquery(terms)
-    if not count_words:
-        tsquery = func.to_tsquery("simple", every_word)
+    owner_id: BindParameter[str] = bindparam("owner_id")
+
+    def tsquery(name: str) -> ColumnElement[Any]:
+        return func.to_tsquery("simple", bindparam(name, type_=String))
+
+    if not shape.count_words:
+        query = tsquery("ts_every")
     else:
         every_hit = _search_table.alias("every_hit")
         with_every_word = (
             owned_records(owner_id)
             .with_only_columns(Record.id)
             .join(every_hit, every_hit.c.record_id == Record.id)
-            .where(
-                every_hit.c.owner_id == owner_id,
-                literal_column("every_hit.document").op("@@")(func.to_tsquery("simple", every_word)),
-            )
+            .where(every_hit.c.owner_id == owner_id, literal_column("every_hit.document").op("@@")(tsquery("ts_every")))
         )
-        any_word = _tsquery(terms, match_any=True)
-        tsquery = func.to_tsquery("simple", case((_fills(with_every_word, limit, filters), every_word), else_=any_word))
-    score = func.ts_rank(document, tsquery)
+        filled = _fills(with_every_word, shape.limit, shape.filters)
+        query = func.to_tsquery(
+            "simple", case((filled, bindparam("ts_every", type_=String)), else_=bindparam("ts_any", type_=String))
+        )
+    score = func.ts_rank(document, query)
     order: list[Any] = [score.desc(), Record.occurred_at.desc()]
-    if count_words:
-        has_each = [document.op("@@")(func.to_tsquery("simple", _tsquery([term]))) for term in terms]
-        order.insert(0, _how_many(has_each).desc())
-    statement = (
-        owned_records(owner_id)
+    if shape.count_words:
+        order.insert(0, _how_many([document.op("@@")(tsquery(f"ts_word_{n}")) for n in range(shape.words)]).desc())
+    return (
+        _owned(shape)
         .join(_search_table, search_rows.record_id == Record.id)
-        .where(search_rows.owner_id == owner_id, document.op("@@")(tsquery))
+        .where(search_rows.owner_id == owner_id, document.op("@@")(query))
         .add_columns(score.label("score"))
         .order_by(*order)
-        .limit(limit)
+        .limit(shape.limit)
     )
-    return apply_filters(statement, filters)
 
 
 def highlight(record: Record, terms: list[Term]) -> str:

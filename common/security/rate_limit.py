@@ -71,11 +71,21 @@ class RateLimiter:
     async def check(self, rate: str, *key: str) -> None:
         """Count a request on a cheaper fixed window, reading the window only when it is
         exceeded: one Redis call on the hot path of every authenticated request."""
+        await self._admit(self._fixed, rate, key)
+
+    async def admit(self, rate: str, *key: str) -> None:
+        """`hit` for an answer that carries no RateLimit headers: the same moving window,
+        read only when it is exceeded, so one Redis call when the request is let through."""
+        await self._admit(self._moving, rate, key)
+
+    async def _admit(
+        self, limiter: FixedWindowRateLimiter | MovingWindowRateLimiter, rate: str, key: tuple[str, ...]
+    ) -> None:
         item = parse(rate)
         try:
-            if await self._fixed.hit(item, *key):
+            if await limiter.hit(item, *key):
                 return
-            stats = await self._fixed.get_window_stats(item, *key)
+            stats = await limiter.get_window_stats(item, *key)
         except (RedisError, OSError) as exc:
             raise ServiceUnavailable("rate limiting is unavailable; try again shortly") from exc
         state = _state(item, stats.remaining, stats.reset_time)

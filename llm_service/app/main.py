@@ -12,6 +12,7 @@ from llm_service.app.analysis.service import Sessions
 from llm_service.app.analysis.worker import AnalysisWorkers
 from llm_service.app.budgets import BudgetGuard
 from llm_service.app.chat.routes import router as chat_router
+from llm_service.app.chat.service import ChatService
 from llm_service.app.config import LlmSettings, get_settings
 from llm_service.app.digests.routes import router as digests_router
 from llm_service.app.digests.scheduler import start_scheduler
@@ -36,6 +37,7 @@ async def _start_providers_and_workers(app: FastAPI, stack: AsyncExitStack) -> N
     # running get a bounded grace while their provider can still answer.
     app.state.chat_memories = ChatMemories(sessions, short_term=short_term, budgets=app.state.budgets)
     stack.push_async_callback(app.state.chat_memories.aclose)
+    app.state.chat = ChatService(app.state)
     app.state.analysis = AnalysisWorkers(
         app.state.redis,
         sessions,

@@ -58,6 +58,8 @@ class Reply:
     error_after: int | None = None  # stream: an error chunk after this many text chunks
     drop_after: int | None = None  # stream: break the connection after this many text chunks
     send_done: bool = True  # stream: send `data: [DONE]`
+    after_done: bytes = b""  # stream: more of the body after `[DONE]`, sent `after_done_delay` later
+    after_done_delay: float = 0.0
 
     @classmethod
     def rate_limited(cls, retry_after: str | None = "1") -> Reply:
@@ -99,6 +101,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     json: Any
     at: float
+    client: tuple[str, int] | None = None  # the caller's address and port: one per connection
 
 
 def _words(text: str) -> list[str]:
@@ -203,7 +206,14 @@ class FakeProvider:
             payload = None
         with self._lock:
             self._requests.append(
-                ReceivedRequest(request.method, request.url.path, dict(request.headers), payload, time.monotonic())
+                ReceivedRequest(
+                    request.method,
+                    request.url.path,
+                    dict(request.headers),
+                    payload,
+                    time.monotonic(),
+                    (request.client.host, request.client.port) if request.client else None,
+                )
             )
         return payload
 
@@ -294,6 +304,9 @@ class FakeProvider:
                 yield _sse({**base, "choices": [], "usage": usage})
             if reply.send_done:
                 yield b"data: [DONE]\n\n"
+            if reply.after_done or reply.after_done_delay:
+                await self._sleep(reply.after_done_delay)
+                yield reply.after_done
             completed = True
         finally:
             with self._lock:

@@ -344,6 +344,38 @@ async def test_stream_yields_the_deltas_in_order_then_usage(http, fake) -> None:
     assert request.headers["accept"] == "text/event-stream"
 
 
+async def test_streamed_answers_share_one_connection(http, fake) -> None:
+    """After `[DONE]` the end of the body is read, so the connection goes back to the pool:
+    the next answer makes no new TCP (and, with a real provider, TLS) handshake."""
+    client = make_client(http, fake)
+    for _ in range(3):
+        fake.script(Reply(chunks=["好", "的"]))
+        assert "".join(d.text for d in await collect(client)) == "好的"
+    connections = {request.client for request in fake.chat_requests}
+    assert len(fake.chat_requests) == 3 and len(connections) == 1 and None not in connections
+
+
+@pytest.mark.parametrize(
+    "after_done",
+    [
+        pytest.param({"after_done_delay": 5.0}, id="slow to end its body"),
+        pytest.param({"after_done": b": " + b"x" * 200_000 + b"\n\n"}, id="more after [DONE]"),
+    ],
+)
+async def test_what_follows_done_is_read_only_so_far(http, fake, after_done) -> None:
+    """The answer is whole and ends on time however the provider ends its body; such a
+    connection is closed rather than kept."""
+    fake.script(Reply(chunks=["a"], **after_done), Reply(chunks=["b"]))
+    client = make_client(http, fake)
+    started = time.monotonic()
+    deltas = await collect(client)
+    assert [d.text for d in deltas] == ["a", ""] and deltas[-1].done
+    assert time.monotonic() - started < 3.0
+    assert "".join(d.text for d in await collect(client)) == "b"
+    first, second = fake.chat_requests
+    assert first.client != second.client
+
+
 async def test_stream_without_usage_ends_with_a_done_delta(http, fake) -> None:
     fake.script(Reply(chunks=["a", "b"]))
     deltas = await collect(make_client(http, fake), include_usage=False)

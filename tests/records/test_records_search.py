@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import InvalidRequestError
 
-from common.records.search import SearchFilters, search
+from common.records.search import SearchFilters, parse_query, ranked_records, search
 from tests.records.conftest import RECORDS, Account, RecordsStack
 from tests.support import assert_error
 
@@ -313,3 +314,58 @@ async def test_match_any_never_crosses_users(
         assert results == [mine_every, mine_partial], limit
         assert not theirs & set(results)
     assert set(await search_ids(records_stack, records_stranger, MIXED_QUERY, match_any=True)) == theirs
+
+
+# -- one statement per shape ---------------------------------------------------------------
+
+
+async def test_searches_of_one_shape_each_take_their_own_values(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account, records_stranger: Account
+) -> None:
+    """A search's statement is built once per shape (how many words, the limit, which filters)
+    and reused: owners, words and filter values are its parameters, never left over from the
+    search before."""
+
+    async def make(account: Account, content: str, **fields: Any) -> str:
+        return (await records_stack.create(search_api, account, content=content, **fields))["id"]
+
+    diary_june = await make(records_owner, "雨天 散步", kind="diary", tags=["家"], occurred_at="2026-06-01T08:00:00Z")
+    note_july = await make(records_owner, "雨天 读书", kind="note", tags=["书"], occurred_at="2026-07-01T08:00:00Z")
+    theirs = await make(records_stranger, "雨天 散步", kind="diary", tags=["家"], occurred_at="2026-06-01T08:00:00Z")
+
+    async def found(account: Account, q: str, **params: str) -> set[str]:
+        response = await search_api.get(SEARCH, params={"q": q, **params}, headers=account.headers)
+        assert response.status_code == 200, response.text
+        return {hit["record"]["id"] for hit in response.json()["items"]}
+
+    # The same shape again and again, each time with other values.
+    assert await found(records_owner, "雨天", kind="diary") == {diary_june}
+    assert await found(records_owner, "雨天", kind="note") == {note_july}
+    assert await found(records_stranger, "雨天", kind="diary") == {theirs}
+    assert await found(records_owner, "雨天", tag="书") == {note_july}
+    assert await found(records_owner, "雨天", tag="家") == {diary_june}
+    assert await found(records_owner, "散步") == {diary_june}
+    assert await found(records_owner, "读书") == {note_july}
+    assert await found(records_stranger, "读书") == set()
+    june = {"from": "2026-06-01T00:00:00Z", "to": "2026-06-30T00:00:00Z"}
+    july = {"from": "2026-07-01T00:00:00Z", "to": "2026-07-31T00:00:00Z"}
+    assert await found(records_owner, "雨天", **june) == {diary_june}
+    assert await found(records_owner, "雨天", **july) == {note_july}
+    assert await found(records_stranger, "雨天", **july) == set()
+    # And the list page, whose filters are the same bound conditions.
+    listed = await search_api.get(RECORDS, params={"kind": "note", **july}, headers=records_owner.headers)
+    assert [item["id"] for item in listed.json()["items"]] == [note_july]
+
+
+async def test_ranked_records_without_attachments_never_loads_them(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    made = (await records_stack.create(search_api, records_owner, content="预算 会议"))["id"]
+    async with records_stack.sessionmaker() as session:
+        terms = parse_query("预算")
+        ((record, _),) = await ranked_records(session, records_owner.id, terms, limit=5, with_attachments=False)
+        assert record.id == made
+        with pytest.raises(InvalidRequestError):
+            _ = record.attachments
+        ((record, _),) = await ranked_records(session, records_owner.id, terms, limit=5)
+        assert record.attachments == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -46,6 +46,9 @@ T = TypeVar("T")
 MISSING_ENDPOINT = frozenset({404, 405, 501})
 # 501 and 505 will not get better by asking again.
 PERMANENT_SERVER_ERRORS = frozenset({501, 505})
+# After a stream's `[DONE]`: how long and how much more is read to keep the connection.
+END_OF_BODY_SECONDS = 0.5
+END_OF_BODY_BYTES = 64 * 1024
 
 
 def create_llm_http_client(
@@ -318,12 +321,30 @@ class OpenAICompatibleClient:
                 return
             if "html" in content_type:
                 raise ProviderBadResponse(HTML_ANSWER)
-            async for delta in parse_chat_stream(response.aiter_bytes(), max_chars=self._max_stream_chars):
+            body = response.aiter_bytes()
+            async for delta in parse_chat_stream(body, max_chars=self._max_stream_chars):
                 yield delta
+            await _read_to_end(body)
         except httpx.TimeoutException:
             raise ProviderTimeout("The LLM provider stopped sending its answer") from None
         except httpx.HTTPError as exc:
             raise ProviderConnectionError("The LLM provider's stream broke off") from exc
+
+
+async def _read_to_end(body: AsyncIterator[bytes]) -> None:
+    """Read what follows `[DONE]` (normally just the end of the chunked body), so that the
+    connection goes back to the pool instead of being closed: the next answer then skips the
+    TCP and TLS handshakes. A provider that sends more, or is slow to end, is left to the
+    close that follows."""
+    received = 0
+    try:
+        async with asyncio.timeout(END_OF_BODY_SECONDS):
+            async for chunk in body:
+                received += len(chunk)
+                if received > END_OF_BODY_BYTES:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        return
 
 
 _MISSING: Any = object()

@@ -9,14 +9,15 @@ provider runs here, so it may quote them.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, event, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import ORMExecuteState, Session, raiseload
+from dataclasses import dataclass
+
+from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import Memory
 from common.database import utcnow
 from common.records.models import Record
-from common.records.search import SearchFilters, search
+from common.records.search import SearchFilters, parse_query, ranked_records
 from common.users.models import User
 from llm_service.app.analysis.service import source_of
 from llm_service.app.providers.base import ChatContext, ChatTurn, Language, SourceRecord
@@ -28,38 +29,50 @@ MAX_TURN_CHARS = 2000
 MAX_KEYWORDS = 8  # each is one more index lookup inside the search
 
 
-class GroundingSession(Session):
-    """A read session for grounding: records are loaded without their attachments, which
-    the context never shows (their eager load would cost a query per search)."""
-
-
-@event.listens_for(GroundingSession, "do_orm_execute")
-def _records_without_attachments(state: ORMExecuteState) -> None:
-    statement = state.statement
-    if isinstance(statement, Select) and any(d.get("entity") is Record for d in statement.column_descriptions):
-        state.statement = statement.options(raiseload(Record.attachments))
-
-
-def grounding_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, sync_session_class=GroundingSession)
-
-
 async def user_language(session: AsyncSession, user_id: str) -> Language:
     language = (await session.execute(select(User.language).where(User.id == user_id))).scalar()
     return "en" if language == "en" else "zh-CN"
 
 
-async def find_records(
-    session: AsyncSession, owner_id: str, question: str, history: list[ChatTurn], *, remote: bool
-) -> tuple[SourceRecord, ...]:
-    """The owner's best-matching live records for the question; a follow-up that finds
-    nothing by itself ("那它呢？") is searched together with the previous question."""
+@dataclass(frozen=True)
+class Sources:
+    """What the question itself finds: the owner's records and memories, and its language."""
+
+    records: tuple[SourceRecord, ...]
+    memories: tuple[str, ...]
+    language: Language
+
+
+async def find_sources(session: AsyncSession, owner_id: str, question: str, *, remote: bool) -> Sources:
+    """The owner's best-matching live records for the question, their memories, and the
+    language to answer in."""
+    language = detect_language(question, "zh-CN")
+    if language != detect_language(question, "en"):  # nothing to tell by: the user's own language
+        language = await user_language(session, owner_id)
     records = await _search(session, owner_id, question, remote=remote)
+    memories = await find_memories(session, owner_id, remote=remote)
+    return Sources(tuple(source_of(record) for record in records), memories, language)
+
+
+async def build_context(
+    session: AsyncSession, owner_id: str, question: str, sources: Sources, history: list[ChatTurn], *, remote: bool
+) -> ChatContext:
+    """The whole grounding of one answer. Citations may name only `context.records`. A
+    follow-up that finds nothing by itself ("那它呢？") is searched together with the
+    previous question."""
+    records = sources.records
     if not records:
         previous = next((turn.content for turn in reversed(history) if turn.role == "user"), None)
         if previous:
-            records = await _search(session, owner_id, f"{previous} {question}", remote=remote)
-    return tuple(source_of(record) for record in records)
+            found = await _search(session, owner_id, f"{previous} {question}", remote=remote)
+            records = tuple(source_of(record) for record in found)
+    return ChatContext(
+        question=question,
+        history=tuple(ChatTurn(turn.role, turn.content[:MAX_TURN_CHARS]) for turn in history),
+        records=records,
+        memories=sources.memories,
+        language=sources.language,
+    )
 
 
 async def _search(session: AsyncSession, owner_id: str, question: str, *, remote: bool) -> list[Record]:
@@ -71,16 +84,27 @@ async def _search(session: AsyncSession, owner_id: str, question: str, *, remote
     # Opted-out records are left out by the search itself, so they never take a place.
     filters = SearchFilters(ai_allowed_only=remote)
     query = " ".join(keywords) or question
-    hits = await search(session, owner_id, query, limit=RECORDS_IN_CONTEXT, filters=filters, match_any=bool(keywords))
+    terms = parse_query(query)
+    hits = await ranked_records(
+        session,
+        owner_id,
+        terms,
+        limit=RECORDS_IN_CONTEXT,
+        filters=filters,
+        match_any=bool(keywords),
+        with_attachments=False,  # the context never shows them
+    )
     # Checked again here: whatever the search does, an opted-out record never goes out.
-    return [record for record, _, _ in hits if not (remote and record.ai_opt_out)]
+    return [record for record, _ in hits if not (remote and record.ai_opt_out)]
 
 
-async def find_memories(session: AsyncSession, owner_id: str, *, remote: bool) -> tuple[str, ...]:
-    """The owner's unexpired memories, most important first."""
+def _memories_statement(*, remote: bool) -> Select[tuple[str]]:
+    """The owner's (`:owner_id`) memories unexpired at `:now`, most important first; for a
+    remote provider, none drawn from a record that opted out of AI."""
+    owner_id = bindparam("owner_id")
     statement = (
         select(Memory.content)
-        .where(Memory.owner_id == owner_id, or_(Memory.expires_at.is_(None), Memory.expires_at > utcnow()))
+        .where(Memory.owner_id == owner_id, or_(Memory.expires_at.is_(None), Memory.expires_at > bindparam("now")))
         .order_by(Memory.importance.desc(), Memory.updated_at.desc(), Memory.id.desc())
         .limit(MEMORIES_IN_CONTEXT)
     )
@@ -89,20 +113,14 @@ async def find_memories(session: AsyncSession, owner_id: str, *, remote: bool) -
         statement = statement.where(
             or_(Memory.source != "record", Memory.source_id.is_(None), Memory.source_id.not_in(opted_out))
         )
-    return tuple((await session.execute(statement)).scalars())
+    return statement
 
 
-async def build_context(
-    session: AsyncSession, owner_id: str, question: str, history: list[ChatTurn], *, remote: bool
-) -> ChatContext:
-    """The whole grounding of one answer. Citations may name only `context.records`."""
-    language = detect_language(question, "zh-CN")
-    if language != detect_language(question, "en"):  # nothing to tell by: the user's own language
-        language = await user_language(session, owner_id)
-    return ChatContext(
-        question=question,
-        history=tuple(ChatTurn(turn.role, turn.content[:MAX_TURN_CHARS]) for turn in history),
-        records=await find_records(session, owner_id, question, history, remote=remote),
-        memories=await find_memories(session, owner_id, remote=remote),
-        language=language,
-    )
+# Built once each, run with their parameters: asked before every answer.
+_MEMORIES = {remote: _memories_statement(remote=remote) for remote in (False, True)}
+
+
+async def find_memories(session: AsyncSession, owner_id: str, *, remote: bool) -> tuple[str, ...]:
+    """The owner's unexpired memories, most important first."""
+    params = {"owner_id": owner_id, "now": utcnow()}
+    return tuple((await session.execute(_MEMORIES[remote], params)).scalars())

@@ -32,7 +32,8 @@ MESSAGES_PAGE = 50
 
 
 def chat_service(request: Request) -> ChatService:
-    return ChatService(request.app.state)
+    chat: ChatService = request.app.state.chat  # one per process, made at start-up
+    return chat
 
 
 Chat = Annotated[ChatService, Depends(chat_service)]

@@ -32,11 +32,11 @@ from common.errors import Conflict, JiluError, NotFound
 from common.pagination import Page, decode_cursor
 from llm_service.app.chat import store
 from llm_service.app.chat.ephemeral import MAX_EPHEMERAL_PER_USER, EphemeralStore
-from llm_service.app.chat.grounding import build_context, grounding_sessions
+from llm_service.app.chat.grounding import build_context, find_sources
 from llm_service.app.chat.schemas import ChatMessagePublic, ConversationCreate, ConversationPublic
 from llm_service.app.chat.store import ConversationRef, NewTurn, StoredMessage
 from llm_service.app.memories.from_chat import ChatMemories
-from llm_service.app.providers.base import AnswerChunk, ChatContext, Provider, Usage
+from llm_service.app.providers.base import AnswerChunk, ChatContext, ChatTurn, Provider, Usage
 
 logger = logging.getLogger("jilu.chat")
 
@@ -53,6 +53,15 @@ _background: set[asyncio.Task[Any]] = set()
 def _keep(task: asyncio.Task[Any]) -> None:
     _background.add(task)
     task.add_done_callback(_forget)
+
+
+def _settle(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` if it still runs; its failure, when nobody awaited it, is not logged as
+    never retrieved (the failure that ended the request is the one that counts)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
 
 
 def _forget(task: asyncio.Task[Any]) -> None:
@@ -97,12 +106,12 @@ async def _closing(iterator: AsyncIterator[AnswerChunk]) -> AsyncIterator[AsyncI
 
 
 class ChatService:
-    """Built per request from the app's state (see `routes.chat_service`)."""
+    """One per process, made at start-up from the app's state (see `llm_service.app.main`)."""
 
     def __init__(self, state: Any) -> None:
         self.settings = state.settings
         self.redis = state.redis
-        self.read_sessions = grounding_sessions(state.engine)
+        self.read_sessions = state.sessionmaker
         self.write_sessions = state.write_sessionmaker
         self.providers = state.providers
         self.rate_limiter = state.rate_limiter
@@ -175,20 +184,42 @@ class ChatService:
 
     async def start_turn(self, user_id: str, conversation_id: str, question: str) -> Turn:
         """Everything before the provider is asked: the rate limit, the conversation, the
-        budget, and the grounding (records, memories, last turns)."""
-        await self.rate_limiter.hit(CHAT_RATE, "chat", user_id)
-        asked = StoredMessage.new("user", question)
-        async with self.read_sessions() as session:
-            ref = await self.find(session, user_id, conversation_id)
-            provider: Provider = await self.providers.for_user(user_id)
-            if self.budgets is not None and provider.is_remote:
-                await self.budgets.ensure_allowed(user_id)
-            if ref.ephemeral:
-                history = await self.ephemeral.context(ref)
-            else:
-                history = await store.kept_context(session, self.context_cache, ref)
-            context = await build_context(session, user_id, question, history, remote=provider.is_remote)
-        return Turn(user_id, ref, asked, provider, context)
+        budget, and the grounding (records, memories, last turns).
+
+        What lives in Redis (the rate limit, an ephemeral conversation, the cached last turns)
+        is asked while the database is read, so the two waits overlap; the turns are fetched
+        for the id before the conversation is known to be the caller's, and used only once it is."""
+        if not _CONVERSATION_ID.fullmatch(conversation_id):
+            raise NotFound("no such conversation")
+        from_redis = asyncio.ensure_future(self._from_redis(user_id, conversation_id))
+        try:
+            async with self.read_sessions() as session:
+                kept = await store.get_kept(session, user_id, conversation_id)
+                provider: Provider = await self.providers.for_user(user_id, session)
+                sources = await find_sources(session, user_id, question, remote=provider.is_remote)
+                ephemeral, history = await from_redis
+                ref = ephemeral or kept
+                if ref is None:
+                    raise NotFound("no such conversation")
+                if history is None:  # a kept conversation whose last turns are not cached
+                    history = await store.kept_context(session, self.context_cache, ref)
+                context = await build_context(session, user_id, question, sources, history, remote=provider.is_remote)
+        finally:
+            _settle(from_redis)
+        if self.budgets is not None and provider.is_remote:
+            await self.budgets.ensure_allowed(user_id)
+        return Turn(user_id, ref, StoredMessage.new("user", question), provider, context)
+
+    async def _from_redis(
+        self, user_id: str, conversation_id: str
+    ) -> tuple[ConversationRef | None, list[ChatTurn] | None]:
+        """The rate limit, then (an ephemeral conversation of the caller's, its last turns) or
+        (None, the cached last turns of a kept conversation with this id, if any)."""
+        await self.rate_limiter.admit(CHAT_RATE, "chat", user_id)
+        ephemeral = await self.ephemeral.get(user_id, conversation_id)
+        if ephemeral is not None:
+            return ephemeral, await self.ephemeral.context(ephemeral)
+        return None, await self.context_cache.get(conversation_id)
 
     async def answer(self, turn: Turn) -> ChatMessagePublic:
         """The whole answer, stored; provider faults propagate as their 502/504."""
@@ -213,8 +244,14 @@ class ChatService:
         async def read_provider() -> None:
             try:
                 async with _closing(self._chunks(turn)) as chunks:
+                    first = True
                     async for chunk in chunks:
                         queue.put_nowait(chunk)
+                        if first and chunk.text:
+                            # The first text goes out now, not after whatever the provider has
+                            # already sent behind it; later chunks are batched as they come.
+                            first = False
+                            await asyncio.sleep(0)
             except Exception as exc:  # noqa: BLE001 - handed over; the loop below raises it
                 queue.put_nowait(exc)
             else:
@@ -227,7 +264,8 @@ class ChatService:
             ended = False
             while not ended:
                 try:
-                    batch = [] if not queue.empty() else [await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)]
+                    async with asyncio.timeout(HEARTBEAT_SECONDS):
+                        batch = [await queue.get()]
                 except TimeoutError:
                     yield PING
                     continue

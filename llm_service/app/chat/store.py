@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import ChatMessage, Conversation
@@ -154,8 +154,14 @@ def _owned(owner_id: str, conversation_id: str) -> Select[Any]:
     return select(Conversation).where(Conversation.id == conversation_id, Conversation.owner_id == owner_id)
 
 
+# Built once, run with their parameters: asked before and after every answer.
+_OWNED = _owned(bindparam("owner_id"), bindparam("conversation_id"))  # type: ignore[arg-type]
+_OWNED_FOR_UPDATE = _OWNED.with_for_update()
+
+
 async def get_kept(session: AsyncSession, owner_id: str, conversation_id: str) -> ConversationRef | None:
-    row = (await session.execute(_owned(owner_id, conversation_id))).scalar()
+    params = {"owner_id": owner_id, "conversation_id": conversation_id}
+    row = (await session.execute(_OWNED, params)).scalar()
     return None if row is None else _kept_ref(row)
 
 
@@ -213,7 +219,8 @@ async def kept_messages(
 
 async def add_kept_turn(session: AsyncSession, ref: ConversationRef, turn: NewTurn) -> bool:
     """Store a turn; False when the conversation was deleted in the meantime."""
-    row = (await session.execute(_owned(ref.owner_id, ref.id).with_for_update())).scalar()
+    params = {"owner_id": ref.owner_id, "conversation_id": ref.id}
+    row = (await session.execute(_OWNED_FOR_UPDATE, params)).scalar()
     if row is None:
         return False
     for message in turn.messages:

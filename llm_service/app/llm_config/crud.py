@@ -8,7 +8,7 @@ instance ambiguous.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import LlmConfig
@@ -24,16 +24,19 @@ async def get_config(session: AsyncSession, owner_id: str | None) -> LlmConfig |
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+# Built once, run with its parameter: asked before every answer and analysis.
+_CONFIGS_FOR = (
+    select(LlmConfig)
+    .where(or_(LlmConfig.owner_id == bindparam("user_id"), LlmConfig.owner_id.is_(None)))
+    .order_by(LlmConfig.created_at, LlmConfig.id)
+)
+
+
 async def configs_for(session: AsyncSession, user_id: str) -> tuple[LlmConfig | None, LlmConfig | None]:
     """(the user's own setting, the instance's) in one query; either may be missing."""
-    statement = (
-        select(LlmConfig)
-        .where(or_(LlmConfig.owner_id == user_id, LlmConfig.owner_id.is_(None)))
-        .order_by(LlmConfig.created_at, LlmConfig.id)
-    )
     own: LlmConfig | None = None
     instance: LlmConfig | None = None
-    for row in (await session.execute(statement)).scalars():
+    for row in (await session.execute(_CONFIGS_FOR, {"user_id": user_id})).scalars():
         if row.owner_id is None:
             instance = instance or row
         elif row.owner_id == user_id:

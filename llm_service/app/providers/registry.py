@@ -107,10 +107,15 @@ class ProviderRegistry:
         self._clock = clock
         self._built: dict[CacheKey, tuple[float, Provider]] = {}
 
-    async def for_user(self, user_id: str) -> Provider:
-        """The provider that serves `user_id`: their own, the instance's, the environment's, `local`."""
-        async with self._sessionmaker() as session:
+    async def for_user(self, user_id: str, session: AsyncSession | None = None) -> Provider:
+        """The provider that serves `user_id`: their own, the instance's, the environment's,
+        `local`. Read in `session` when one is given (a request already reading), else in a
+        session of its own."""
+        if session is not None:
             own, instance = await crud.configs_for(session, user_id)
+        else:
+            async with self._sessionmaker() as own_session:
+                own, instance = await crud.configs_for(own_session, user_id)
         row = own or instance
         return self.default if row is None else self.from_config(row)
 
