@@ -221,10 +221,6 @@ class SearchFilters:
     ai_allowed_only: bool = False
 
     @property
-    def any(self) -> bool:
-        return any((self.kind, self.tag, self.occurred_from, self.occurred_to, self.ai_allowed_only))
-
-    @property
     def shape(self) -> FilterShape:
         """Which filters are set, without their values."""
         return FilterShape(

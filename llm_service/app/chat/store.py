@@ -150,12 +150,11 @@ def _kept_ref(row: Conversation) -> ConversationRef:
     return ConversationRef(row.id, row.owner_id, row.title, False, row.created_at, row.updated_at)
 
 
-def _owned(owner_id: str, conversation_id: str) -> Select[Any]:
-    return select(Conversation).where(Conversation.id == conversation_id, Conversation.owner_id == owner_id)
-
-
-# Built once, run with their parameters: asked before and after every answer.
-_OWNED = _owned(bindparam("owner_id"), bindparam("conversation_id"))  # type: ignore[arg-type]
+# The caller's conversation, built once and run with `owner_id` and `conversation_id`: asked
+# before and after every answer.
+_OWNED = select(Conversation).where(
+    Conversation.id == bindparam("conversation_id"), Conversation.owner_id == bindparam("owner_id")
+)
 _OWNED_FOR_UPDATE = _OWNED.with_for_update()
 
 
@@ -187,7 +186,8 @@ async def create_kept(session: AsyncSession, owner_id: str, title: str) -> Conve
 
 
 async def rename_kept(session: AsyncSession, ref: ConversationRef, title: str) -> ConversationRef:
-    row = (await session.execute(_owned(ref.owner_id, ref.id))).scalar_one()
+    params = {"owner_id": ref.owner_id, "conversation_id": ref.id}
+    row = (await session.execute(_OWNED, params)).scalar_one()
     row.title = title
     row.updated_at = utcnow()
     await session.flush()
