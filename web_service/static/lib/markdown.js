@@ -1,0 +1,30 @@
+// User content as HTML, only ever through the sanitiser: Markdown rendered with raw HTML
+// off, then DOMPurify; the API's search highlights (escaped text with <mark>) reduced to
+// exactly that. Everything else a user wrote goes into the DOM as text.
+import DOMPurify from '../vendor/purify.es.mjs';
+import markdownit from '../vendor/markdown-it.esm.min.mjs';
+
+const md = markdownit({ html: false, linkify: true, breaks: true });
+
+DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.tagName === 'A') {
+    node.setAttribute('target', '_blank');
+    node.setAttribute('rel', 'nofollow noopener noreferrer');
+  }
+});
+
+const MARKDOWN_CONFIG = {
+  USE_PROFILES: { html: true },
+  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe'],
+  FORBID_ATTR: ['style'],
+};
+
+/** Safe HTML for a record's Markdown. */
+export function renderMarkdown(text) {
+  return DOMPurify.sanitize(md.render(text || ''), MARKDOWN_CONFIG);
+}
+
+/** Safe HTML for a search highlight: text with <mark> and nothing else. */
+export function sanitizeHighlight(html) {
+  return DOMPurify.sanitize(html || '', { ALLOWED_TAGS: ['mark'], ALLOWED_ATTR: [] });
+}
