@@ -50,6 +50,12 @@ class Forbidden(JiluError):
     status_code, code, default_detail = 403, "forbidden", "Not allowed"
 
 
+class ForbiddenOrigin(Forbidden):
+    """A cookie-borne request from a page of another origin (or naming none): refused unread."""
+
+    code, default_detail = "forbidden_origin", "Requests from another origin are refused"
+
+
 class NotFound(JiluError):
     status_code, code, default_detail = 404, "not_found", "Not found"
 
@@ -104,6 +110,18 @@ class UpstreamTimeout(JiluError):
 
 class ServiceUnavailable(JiluError):
     status_code, code, default_detail = 503, "service_unavailable", "Service unavailable"
+
+
+class RelayedError(JiluError):
+    """An error another Jilu service answered, passed on as it came: its status, code,
+    detail, further body members and headers (e.g. `Retry-After`)."""
+
+    def __init__(
+        self, status_code: int, code: str, detail: Any, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail, headers=headers, **extra)
+        self.status_code = status_code
+        self.code = code
 
 
 # Codes for the errors Starlette raises itself (unknown path, wrong method, ...).

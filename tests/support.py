@@ -82,9 +82,21 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "strict-origin-when-cross-origin",
 }
+# What the web port's Flask side (the web app, its assets and errors) answers with instead.
+WEB_APP_SECURITY_HEADERS = {
+    **SECURITY_HEADERS,
+    "referrer-policy": "same-origin",
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; connect-src 'self'; font-src 'self'; worker-src 'self'; manifest-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> object:
+def assert_error(
+    response: httpx.Response, status: int, code: str, security_headers: dict[str, str] = SECURITY_HEADERS
+) -> object:
     """Assert Jilu's one error shape (`{"error", "detail"}`), the request id and the security
     headers; return the detail."""
     assert response.status_code == status, response.text
@@ -93,6 +105,6 @@ def assert_error(response: httpx.Response, status: int, code: str) -> object:
     assert set(body) == {"error", "detail"}, body
     assert body["error"] == code, body
     assert response.headers.get("x-request-id")
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in security_headers.items():
         assert response.headers.get(name) == value, name
     return body["detail"]

@@ -35,17 +35,20 @@ HOP_BY_HOP = {
 FORWARD_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
+def client_headers(request: Request) -> list[tuple[str, str]]:
+    """Headers that tell the owner who the client of `request` is, so its per-address rate
+    limits see the browser's address: signed with the instance secret, which only a Jilu
+    service has (an X-Forwarded-For the client made up is not passed on)."""
+    address = client_address(request)
+    return [*signed_client_headers(request, address), ("x-forwarded-for", address)]
+
+
 def _request_headers(request: Request) -> list[tuple[str, str]]:
     # The client's X-Request-ID is dropped too: the http client sends the id this request runs
     # under, which is a new one when the client's was missing or malformed.
     dropped = HOP_BY_HOP | {"x-forwarded-for", "x-request-id", CLIENT_ADDRESS_HEADER, CLIENT_SIGNATURE_HEADER}
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
-    # The owner learns who the client is from a header only a Jilu service can sign; an
-    # X-Forwarded-For the client made up is not passed on.
-    address = client_address(request)
-    headers += signed_client_headers(request, address)
-    headers.append(("x-forwarded-for", address))
-    return headers
+    return headers + client_headers(request)
 
 
 def _has_body(request: Request) -> bool:

@@ -78,6 +78,20 @@ async def get_owned(
     return (await session.execute(statement)).scalar()
 
 
+def trashed_records(owner_id: str) -> Select[Any]:
+    """The owner's trash: records deleted but not yet purged (a purged one is only a tombstone)."""
+    return owned_records(owner_id, include_deleted=True).where(Record.is_deleted.is_(True), Record.purged_at.is_(None))
+
+
+async def get_trashed(
+    session: AsyncSession, owner_id: str, record_id: str, *, for_update: bool = False
+) -> Record | None:
+    statement = trashed_records(owner_id).where(Record.id == record_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar()
+
+
 def scoped_attachments(owner_id: str) -> FastCRUD:
     """The attachment FastCRUD limited to `owner_id`'s rows."""
     return attachment_crud.with_policy(attachment_policy(owner_id))

@@ -1,4 +1,5 @@
-"""Record events on a Redis stream, for the LLM service's analysis and live updates.
+"""Record events on a Redis stream, for the LLM service's analysis and live updates (the
+web port's `GET /api/v1/events`).
 
 Published inside the writing transaction (after the flush, before the commit): if Redis
 cannot take the event, the write fails too, so no acknowledged change goes unannounced.
@@ -19,7 +20,10 @@ from common.records.models import Record
 RECORD_EVENTS_STREAM = cache_key("records", "events")
 STREAM_MAX_LENGTH = 100_000
 
-EventType = Literal["created", "updated", "deleted"]
+# `analyzed`: llm_service stored a record's AI result (done or failed). It tells live clients
+# to refetch; every consumer of the stream that acts on record changes (the analysis queue)
+# must skip it, or each analysis would queue the next.
+EventType = Literal["created", "updated", "deleted", "analyzed"]
 
 
 async def publish_record_event(redis: Redis, event: EventType, record: Record) -> None:

@@ -1,4 +1,5 @@
-"""`/api/v1/records`, `/api/v1/tags`, `/api/v1/search`: served by mobile_service and web_service."""
+"""`/api/v1/records`, `/api/v1/trash`, `/api/v1/tags`, `/api/v1/search`: served by mobile_service
+and web_service."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import AwareDatetime
 
 from common.deps import RedisDep, SessionDep
 from common.errors import (
+    BadRequest,
     Conflict,
     NotFound,
     PreconditionRequired,
@@ -20,9 +22,17 @@ from common.errors import (
 )
 from common.pagination import Page, PageCursor, PageLimit
 from common.records import search, service
-from common.records.schemas import Kind, RecordCreate, RecordPublic, RecordUpdate, SearchHit, TagCount
+from common.records.schemas import (
+    Kind,
+    RecordCreate,
+    RecordPublic,
+    RecordUpdate,
+    SearchHit,
+    TagCount,
+    TrashedRecord,
+)
 from common.records.tags import normalise_tag
-from common.records.views import record_public
+from common.records.views import record_public, trashed_record
 from common.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1", tags=["records"], responses=error_responses(Unauthorized, ServiceUnavailable))
@@ -125,6 +135,33 @@ async def delete_record(
     """Delete a record (it stays in the sync feed as a tombstone). `If-Match` is optional."""
     await service.soft_delete(session, redis, user.id, record_id, if_match=service.parse_if_match(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/trash", response_model=Page[TrashedRecord], responses=error_responses(BadRequest))
+async def list_trash(
+    user: CurrentUser, session: SessionDep, limit: PageLimit = 50, cursor: PageCursor = None
+) -> Page[TrashedRecord]:
+    """The caller's deleted records not yet purged, most recently deleted first, each with
+    its `deleted_at`. They are purged `JILU_TRASH_DAYS` after `deleted_at`; until then
+    `POST /api/v1/records/{id}/restore` brings one back."""
+    rows, next_cursor = await service.trash_page(session, user.id, limit=limit, cursor=cursor)
+    return Page[TrashedRecord](items=[trashed_record(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post("/records/{record_id}/restore", response_model=RecordPublic, responses=error_responses(NotFound))
+async def restore_record(
+    record_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    redis: RedisDep,
+    response: Response,
+    device: DeviceId = None,
+) -> RecordPublic:
+    """Take a record of yours out of the trash. It is back in lists, search, tags and the
+    sync feed as it was deleted (attachments included, a share link still revoked), at a
+    new version (`ETag`). 404 unless the record is in your trash (live, purged or unknown)."""
+    record = await service.restore(session, redis, user.id, record_id, device_id=device)
+    return _with_etag(response, record_public(record))
 
 
 @router.get("/tags", response_model=list[TagCount])

@@ -107,6 +107,12 @@ class RecordPublic(BaseModel):
     ai: AiInfo
 
 
+class TrashedRecord(RecordPublic):
+    """A record in the trash: restorable until it is purged."""
+
+    deleted_at: datetime = Field(description="when it was deleted; purged `JILU_TRASH_DAYS` later")
+
+
 class Tombstone(BaseModel):
     id: str
     deleted: Literal[True] = True

@@ -1,20 +1,21 @@
-"""Records: create, read, list, edit with versions, delete; tags; every change sequenced,
-indexed for search and announced on the event stream, in the caller's transaction."""
+"""Records: create, read, list, edit with versions, delete and restore; tags; every change
+sequenced, indexed for search and announced on the event stream, in the caller's transaction."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from common.errors import Conflict, NotFound, PreconditionRequired, VersionConflict
 from common.pagination import paginate
 from common.records import search
-from common.records.crud import get_owned, next_change_seq, owned_records
+from common.records.crud import get_owned, get_trashed, next_change_seq, owned_records, trashed_records
 from common.records.events import EventType, publish_record_event
 from common.records.models import Record, RecordTag
 from common.records.schemas import RecordCreate, RecordUpdate, TagCount
@@ -195,6 +196,28 @@ def mark_deleted(record: Record) -> None:
     record.version += 1
 
 
+async def restore(
+    session: AsyncSession, redis: Redis, owner_id: str, record_id: str, *, device_id: str | None = None
+) -> Record:
+    """Take a record out of the trash: live again as it was deleted (attachments included; a
+    share link stays revoked), at a new version, announced as `updated`. Only a record in
+    the caller's trash: a live, purged, unknown or someone else's record is 404."""
+    record = await get_trashed(session, owner_id, record_id, for_update=True)
+    if record is None:
+        raise NotFound("no such record in the trash")
+    record.is_deleted = False
+    record.deleted_at = None
+    record.version += 1
+    record.device_id = device_id
+    # The current version is not one a sync push made: a retried push that deleted it must
+    # come back as a conflict, not as `applied`.
+    record.push_fingerprint = None
+    if record.ai_status == "running":  # an analysis the deletion cut short: owed again
+        record.ai_status = "pending"
+    await record_changed(session, redis, record, "updated")
+    return record
+
+
 async def list_page(
     session: AsyncSession,
     owner_id: str,
@@ -205,6 +228,14 @@ async def list_page(
 ) -> tuple[list[Record], str | None]:
     statement = search.apply_filters(owned_records(owner_id), filters)
     return await paginate(session, statement, Record.occurred_at, Record.id, limit=limit, cursor=cursor)
+
+
+async def trash_page(
+    session: AsyncSession, owner_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[Record], str | None]:
+    """One page of the owner's trash, most recently deleted first."""
+    deleted_at = cast(InstrumentedAttribute[datetime], Record.deleted_at)  # set on every deleted record
+    return await paginate(session, trashed_records(owner_id), deleted_at, Record.id, limit=limit, cursor=cursor)
 
 
 async def tag_counts(session: AsyncSession, owner_id: str) -> list[TagCount]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.records.models import Attachment, Record
-from common.records.schemas import AiInfo, AttachmentPublic, PublicRecord, RecordPublic, Tombstone
+from common.records.schemas import AiInfo, AttachmentPublic, PublicRecord, RecordPublic, Tombstone, TrashedRecord
 
 API_PREFIX = "/api/v1"
 
@@ -43,6 +43,12 @@ def record_public(record: Record) -> RecordPublic:
             error=record.ai_error if record.ai_status == "failed" else None,
         ),
     )
+
+
+def trashed_record(record: Record) -> TrashedRecord:
+    """A record of the trash: the record as it was, and when it was deleted."""
+    assert record.deleted_at is not None, "only a deleted record is in the trash"
+    return TrashedRecord(**dict(record_public(record)), deleted_at=record.deleted_at)
 
 
 def tombstone(record: Record) -> Tombstone:

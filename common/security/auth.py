@@ -16,8 +16,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.errors import Forbidden, ServiceUnavailable, Unauthorized
 from common.security.api_tokens import (
@@ -154,6 +156,33 @@ async def current_user(
     await request.app.state.rate_limiter.check(settings.rate_user, "user", user.id)
     request.state.user_id = user.id
     return replace(user, role=standing.role)
+
+
+async def still_signed_in(redis: Redis, sessionmaker: async_sessionmaker[AsyncSession], user: AuthUser) -> bool:
+    """For answers that outlive their request (the event stream): whether `user`'s
+    credentials still stand. A JWT's session must be open, its token not logged out and the
+    account not known to be deactivated (deactivation ends its sessions too); an API token
+    must still exist, be unexpired and its account be active. Raises `RedisError` when Redis is away."""
+    if user.session_id is not None and user.token_jti is not None:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.exists(denylist_key(user.token_jti))
+            pipe.hget(session_key(user.session_id), "user_id")
+            pipe.get(standing_key(user.id))
+            denied, session_owner, cached = await pipe.execute()
+        standing = decode_standing(cached)
+        return not denied and session_owner == user.id and (standing is None or standing.is_active)
+    if user.api_token_id is not None:
+        statement = (
+            select(User.is_active, ApiToken.expires_at)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.id == user.api_token_id, User.id == user.id)
+        )
+        async with sessionmaker() as session:
+            row = (await session.execute(statement)).first()
+        if row is None or not row.is_active:
+            return False
+        return row.expires_at is None or row.expires_at > datetime.now(UTC)
+    return False
 
 
 async def admin_user(user: Annotated[AuthUser, Depends(current_user)]) -> AuthUser:

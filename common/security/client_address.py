@@ -52,15 +52,26 @@ def _vouched_address(request: Request, secret: str) -> str | None:
     return address if verify_signature(secret, _PURPOSE, signed, signature) else None
 
 
+def _peer(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def from_trusted_proxy(request: Request) -> bool:
+    """Whether the socket peer is a `JILU_TRUSTED_PROXIES` proxy, whose `X-Forwarded-*`
+    headers are believed (by `client_address` and `common.security.origin`)."""
+    networks = _networks(tuple(request.app.state.settings.trusted_proxies))
+    return bool(networks) and _is_trusted(_peer(request), networks)
+
+
 def client_address(request: Request) -> str:
     settings = request.app.state.settings
     vouched = _vouched_address(request, settings.secret)
     if vouched is not None:
         return vouched
-    peer = request.client.host if request.client else "unknown"
-    networks = _networks(tuple(settings.trusted_proxies))
-    if not networks or not _is_trusted(peer, networks):
+    peer = _peer(request)
+    if not from_trusted_proxy(request):
         return peer
+    networks = _networks(tuple(settings.trusted_proxies))
     hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
     for hop in reversed(hops):
         if not _is_trusted(hop, networks):

@@ -3,22 +3,25 @@
 Counters live in Redis, shared by every replica: `jilu:budget:<user>:<yyyymmdd>:requests`
 and `...:tokens`, kept two days. `ensure_allowed` is called before a remote call and raises
 `RateLimited` (429, `Retry-After` until the next UTC midnight) once a budget is used up;
-`record` counts the call and its tokens afterwards. Callers that run concurrently for the
-same user may overshoot by at most their number (a check is not a reservation), which is
-the price of never counting a call that did not happen. The offline provider is free:
-callers check `provider.is_remote` before asking.
+`record` counts the call and its tokens afterwards; `usage` reads the day's spending for
+`GET /api/v1/llm/usage`. Callers that run concurrently for the same user may overshoot by at
+most their number (a check is not a reservation), which is the price of never counting a
+call that did not happen. The offline provider is free: callers check `provider.is_remote`
+before asking.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from common.errors import RateLimited
+from common.errors import RateLimited, ServiceUnavailable
 from llm_service.app.config import LlmSettings
 
 KEY_TTL_SECONDS = 2 * 24 * 3600
@@ -53,6 +56,17 @@ class BudgetExceeded(RateLimited):
         self.extra = {"budget": budget, "reset_at": reset_at}
 
 
+@dataclass(frozen=True)
+class DailyUsage:
+    """What a user has spent today (UTC) against the budgets; a limit of None: that budget is off."""
+
+    requests: int
+    request_limit: int | None
+    tokens: int
+    token_limit: int | None
+    resets_at: datetime
+
+
 class BudgetGuard:
     """The daily request and token budgets of `settings` (`JILU_LLM_DAILY_REQUESTS`,
     `JILU_LLM_DAILY_TOKENS`; 0 turns one off)."""
@@ -65,11 +79,31 @@ class BudgetGuard:
 
     async def used(self, user_id: str) -> tuple[int, int]:
         """(requests, tokens) the user has spent today."""
-        day = self._now()
+        return await self._spent(user_id, self._now())
+
+    async def _spent(self, user_id: str, day: datetime) -> tuple[int, int]:
+        # Both counters in one command: a call counted between two reads cannot show its
+        # request without its tokens.
         requests, tokens = await self.redis.mget(
             budget_key(user_id, day, "requests"), budget_key(user_id, day, "tokens")
         )
         return int(requests or 0), int(tokens or 0)
+
+    async def usage(self, user_id: str) -> DailyUsage:
+        """Today's spending and limits for `user_id`, and the next reset (UTC midnight). Remote
+        calls are counted even while a budget is off. Redis away → `ServiceUnavailable`."""
+        now = self._now()  # one moment for the day's keys and the reset, even at midnight
+        try:
+            requests, tokens = await self._spent(user_id, now)
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable("budgets cannot be read right now; try again shortly") from exc
+        return DailyUsage(
+            requests=requests,
+            request_limit=self.daily_requests or None,
+            tokens=tokens,
+            token_limit=self.daily_tokens or None,
+            resets_at=next_reset(now),
+        )
 
     async def ensure_allowed(self, user_id: str) -> None:
         """Raise `BudgetExceeded` (a `RateLimited`) when today's requests or tokens are used up."""

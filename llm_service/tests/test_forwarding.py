@@ -22,6 +22,7 @@ PORTS = ("mobile", "web")
 PRESETS = "/api/v1/llm/presets"
 CONFIG = "/api/v1/llm/config"
 TEST_CALL = "/api/v1/llm/test"
+USAGE = "/api/v1/llm/usage"
 MEMORIES = "/api/v1/memories"
 DIGESTS = "/api/v1/digests"
 CONVERSATIONS = "/api/v1/chat/conversations"
@@ -162,6 +163,30 @@ async def test_the_test_call_through_each_port_reaches_the_fake_provider(stack, 
     refused = assert_relayed(unlisted, 422, "validation_error")
     assert any(problem["field"].split(".")[-1] == "base_url" for problem in refused["detail"])
     assert stored.json()["source"] == "default"  # a test saves nothing
+
+
+async def test_the_budget_usage_through_each_port_is_the_callers_own(stack, fake) -> None:
+    fake.default_reply = Reply(text="## Today\n\nA quiet day.")
+    remote = {"llm_provider": "custom", "llm_base_url": fake.base_url, "llm_model": "env-model"}
+    async with stack(**remote, llm_daily_requests=10, llm_daily_tokens=0) as chat:
+        alice, bob = chat.headers["alice"], chat.headers["bob"]
+        generated = await chat.web.post(f"{DIGESTS}/generate", headers=alice, json={"period": "day"})
+        alices = assert_relayed(await each(chat, "GET", USAGE, headers=alice), 200)
+        bobs = assert_relayed(await each(chat, "GET", USAGE, headers=bob), 200)
+        anonymous = await each(chat, "GET", USAGE)
+
+    assert generated.status_code == 201, generated.text
+    tokens = sum(Reply().usage)
+    assert {k: alices[k] for k in ("requests", "tokens")} == {
+        "requests": {"used": 1, "limit": 10},
+        "tokens": {"used": tokens, "limit": None},
+    }
+    assert {k: bobs[k] for k in ("requests", "tokens")} == {
+        "requests": {"used": 0, "limit": 10},
+        "tokens": {"used": 0, "limit": None},
+    }
+    assert alices["resets_at"] == bobs["resets_at"]
+    assert_relayed(anonymous, 401, "unauthorized")
 
 
 # -- memories ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from starlette.routing import Mount
 from common.deps import SessionDep
 from common.errors import RateLimited
 from tests.common.conftest import SERVICES
-from tests.support import app_client, assert_error
+from tests.support import SECURITY_HEADERS, WEB_APP_SECURITY_HEADERS, app_client, assert_error
 
 SECRET_MESSAGE = "database password is hunter2"
 
@@ -49,8 +49,10 @@ def app(request: pytest.FixtureRequest, build_app: Callable[..., FastAPI]) -> Fa
 
 
 async def test_unknown_path_is_404(app: FastAPI) -> None:
+    # On the web port, Flask answers every path the API does not claim, with the web app's headers.
+    headers = WEB_APP_SECURITY_HEADERS if app.title == "Jilu web_service" else SECURITY_HEADERS
     async with app_client(app) as client:
-        detail = assert_error(await client.get("/no/such/page"), 404, "not_found")
+        detail = assert_error(await client.get("/no/such/page"), 404, "not_found", headers)
     assert isinstance(detail, str) and detail
 
 
@@ -106,10 +108,10 @@ async def test_web_service_flask_pages_share_the_error_shape(build_app: Callable
     async with app_client(app) as client:
         page = await client.get("/")
         assert page.status_code == 200 and "Jilu" in page.text
-        assert_error(await client.get("/no-such-page.html"), 404, "not_found")
-        assert_error(await client.post("/"), 405, "method_not_allowed")
+        assert_error(await client.get("/no-such-page.html"), 404, "not_found", WEB_APP_SECURITY_HEADERS)
+        assert_error(await client.post("/"), 405, "method_not_allowed", WEB_APP_SECURITY_HEADERS)
         crashed = await client.get("/test-flask-crash")
-    assert_error(crashed, 500, "internal_error")
+    assert_error(crashed, 500, "internal_error", WEB_APP_SECURITY_HEADERS)
     assert "hunter2" not in crashed.text and "Traceback" not in crashed.text
 
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+import redis as sync_redis
 
+from common.config import SERVICE_NAMES
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,3 +175,34 @@ class Jilu:
         prefix = f"{service:<6} | "
         with self.launcher._changed:
             return [line.removeprefix(prefix) for line in self.launcher.lines if line.startswith(prefix)]
+
+
+@contextmanager
+def launched(redis_url: str, data_dir: Path, **settings: str) -> Iterator[Jilu]:
+    """Every service started by the real launcher (`python main.py`) on free ports, on an
+    empty `data_dir` and the Redis database `redis_url` (emptied first), with the local LLM
+    provider and `E2E_RATES`; `settings` add or override `JILU_` variables. Stopped on exit,
+    whatever happened."""
+    sync_redis.Redis.from_url(redis_url).flushdb()
+    ports = dict(zip(SERVICE_NAMES, distinct_free_ports(len(SERVICE_NAMES)), strict=True))
+    secret_key = "e2e-" + os.urandom(24).hex()
+    env = clean_env(
+        JILU_ENV="development",
+        JILU_SERVICES=",".join(SERVICE_NAMES),
+        JILU_DATA_DIR=str(data_dir),
+        JILU_DATABASE_URL="",
+        JILU_REDIS_URL=redis_url,
+        JILU_EMBEDDED_REDIS="never",
+        JILU_SECRET_KEY=secret_key,
+        JILU_LLM_PROVIDER="local",
+        **{f"JILU_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        **E2E_RATES,
+        **settings,
+    )
+    launcher = start_process("launcher", [sys.executable, "main.py"], env)
+    try:
+        launcher.wait_for_line("jilu: all services are up")
+        launcher.record_descendants()
+        yield Jilu(launcher, ports, data_dir, redis_url, secret_key)
+    finally:
+        launcher.stop()

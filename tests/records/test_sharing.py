@@ -30,7 +30,7 @@ from web_service.app.web.share import SharedRecords
 
 PUBLIC_FIELDS = {"kind", "title", "content", "tags", "occurred_at", "updated_at"}
 PAGE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 HOSTILE_CONTENT = "\n\n".join(

@@ -1,5 +1,58 @@
 """Dependency aliases for web_service's routes."""
 
-from common.deps import RedisDep, ServicesDep, SessionDep, SettingsDep
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Annotated
 
-__all__ = ["RedisDep", "ServicesDep", "SessionDep", "SettingsDep"]
+from fastapi import Depends, Request
+
+from common.deps import RedisDep, ServicesDep, SessionDep, SettingsDep
+from common.security.auth import AuthUser, CurrentUser, still_signed_in
+from web_service.app.config import WebSettings
+from web_service.app.events.committed import WaitForCommit, commit_waiter
+from web_service.app.events.hub import RecordEventHub
+from web_service.app.sessions.service import AccountSessions
+
+
+def _web_settings(request: Request) -> WebSettings:
+    return request.app.state.settings
+
+
+def _account_sessions(request: Request) -> AccountSessions:
+    state = request.app.state
+    return AccountSessions(state.services["user"], state.tokens.refresh_lifetime)
+
+
+def _record_events(request: Request) -> RecordEventHub:
+    return request.app.state.record_events
+
+
+def _signed_in_check(request: Request) -> Callable[[AuthUser], Awaitable[bool]]:
+    state = request.app.state
+    return partial(still_signed_in, state.redis, state.sessionmaker)
+
+
+def _commit_waiter(request: Request) -> WaitForCommit:
+    return commit_waiter(request.app.state.sessionmaker)
+
+
+WebSettingsDep = Annotated[WebSettings, Depends(_web_settings)]
+AccountSessionsDep = Annotated[AccountSessions, Depends(_account_sessions)]
+RecordEventsDep = Annotated[RecordEventHub, Depends(_record_events)]
+# `await check(user)`: whether the user's credentials still stand (for long-lived answers).
+SignedInCheckDep = Annotated[Callable[[AuthUser], Awaitable[bool]], Depends(_signed_in_check)]
+# `await wait(event)`: returns once the event's change is visible in the database (bounded).
+CommitWaitDep = Annotated[WaitForCommit, Depends(_commit_waiter)]
+
+__all__ = [
+    "AccountSessionsDep",
+    "CommitWaitDep",
+    "CurrentUser",
+    "RecordEventsDep",
+    "RedisDep",
+    "ServicesDep",
+    "SessionDep",
+    "SettingsDep",
+    "SignedInCheckDep",
+    "WebSettingsDep",
+]

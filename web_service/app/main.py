@@ -1,5 +1,7 @@
 """web_service's app: the web API (FastAPI) with the Flask web app mounted under it."""
 
+from pathlib import Path
+
 from a2wsgi import WSGIMiddleware
 from fastapi import FastAPI
 from starlette.routing import Match, Mount
@@ -9,7 +11,10 @@ from common.app import create_service_app
 from common.forwarded import forwarded_routers
 from common.records.router import records_routers, records_startup_hooks
 from web_service.app.config import WebSettings, get_settings
-from web_service.app.web import create_flask_app
+from web_service.app.events.hub import start_record_events
+from web_service.app.events.routes import router as events_router
+from web_service.app.sessions.routes import router as sessions_router
+from web_service.app.web import STATIC_DIR, create_flask_app
 from web_service.app.web.share import SharedRecords
 
 __all__ = ["create_app", "get_settings"]
@@ -28,18 +33,20 @@ class FallbackMount(Mount):
         return (Match.PARTIAL if match is Match.FULL else match), child_scope
 
 
-def create_app(settings: WebSettings | None = None) -> FastAPI:
+def create_app(settings: WebSettings | None = None, *, static_dir: Path = STATIC_DIR) -> FastAPI:
+    """The app; the web app's files are read from `static_dir` once, now."""
     # The share pages (Flask, in worker threads) read records on this app's event loop.
     shared_records = SharedRecords()
     app = create_service_app(
         "web_service",
         settings or get_settings(),
-        routers=[*records_routers(), *forwarded_routers()],
-        on_startup=[*records_startup_hooks(), shared_records.bind],
+        # The browser sessions come before the relay of /api/v1/auth/* to user_service.
+        routers=[sessions_router, events_router, *records_routers(), *forwarded_routers()],
+        on_startup=[*records_startup_hooks(), shared_records.bind, start_record_events],
         depends_on=("user", "llm"),
         description="The web API; the web app and public share pages are served by Flask on the same port.",
     )
     # Mounted last: the API routes above take precedence, Flask gets every other path.
-    flask_app = WSGIMiddleware(create_flask_app(shared_records))  # type: ignore[arg-type]
+    flask_app = WSGIMiddleware(create_flask_app(shared_records, static_dir))  # type: ignore[arg-type]
     app.router.routes.append(FallbackMount("/", app=flask_app))  # type: ignore[arg-type]
     return app

@@ -32,6 +32,9 @@ COMMIT_WAITS = (0.05, 0.2, 0.5)
 # Deliveries after which a record that never appeared is given up (its write rolled back).
 NOT_YET_DELIVERIES = 5
 RECLAIM_EVERY_SECONDS = 1.0
+# Events that ask for no analysis: a deletion, and the news of an analysis itself (which
+# would otherwise queue the next one, forever).
+NOT_FOR_ANALYSIS = frozenset({"deleted", "analyzed"})
 
 ProviderFor = Callable[[str], Awaitable[Provider]]
 # Work after a successful analysis (memory extraction): (provider, record id, version).
@@ -112,23 +115,27 @@ class AnalysisWorkers:
 
     async def run(self, consumer: str, job: Job) -> None:
         """Do one job; acknowledge it when finished, leave it pending to be retried."""
-        if job.fields.get("type") == "deleted" or job.fields.get("ai_opt_out") == "1" or not job.record_id:
+        if job.fields.get("type") in NOT_FOR_ANALYSIS or job.fields.get("ai_opt_out") == "1" or not job.record_id:
             await self.queue.ack(job)
             return
         heartbeat = asyncio.create_task(self._heartbeat(consumer, job))
         try:
             provider = await self.provider_for(job.fields.get("owner_id", ""))
-            outcome = await analyze_record(self.sessions, provider, job.record_id, job.version, self.budgets)
+            outcome = await analyze_record(
+                self.sessions, self.queue.redis, provider, job.record_id, job.version, self.budgets
+            )
             for pause in COMMIT_WAITS:  # usually the writer commits a moment after its event
                 if outcome is not Outcome.NOT_YET:
                     break
                 await asyncio.sleep(pause)
-                outcome = await analyze_record(self.sessions, provider, job.record_id, job.version, self.budgets)
+                outcome = await analyze_record(
+                    self.sessions, self.queue.redis, provider, job.record_id, job.version, self.budgets
+                )
             if outcome is Outcome.DONE and self.after_analysis is not None:
                 await self.after_analysis(provider, job.record_id, job.version)
         except BudgetExceeded:
             # Retrying cannot help before tomorrow: fail now (a new edit or analyze re-queues).
-            await mark_failed(self.sessions, job.record_id, job.version, BudgetExceeded.error_class)
+            await mark_failed(self.sessions, self.queue.redis, job.record_id, job.version, BudgetExceeded.error_class)
             await self.queue.ack(job)
             return
         except ProviderError as exc:
@@ -158,7 +165,7 @@ class AnalysisWorkers:
                 self.max_attempts,
             )
             return
-        await mark_failed(self.sessions, job.record_id, job.version, error_class)
+        await mark_failed(self.sessions, self.queue.redis, job.record_id, job.version, error_class)
         await self.queue.ack(job)
 
     async def _heartbeat(self, consumer: str, job: Job) -> None:

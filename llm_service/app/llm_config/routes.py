@@ -1,4 +1,5 @@
-"""`/api/v1/llm/*`: provider settings, presets, and a test call (forwarded here by web and mobile)."""
+"""`/api/v1/llm/*`: provider settings, presets, a test call and the caller's budget usage
+(forwarded here by web and mobile)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.api_clients.llm import list_presets
-from common.errors import Forbidden, Unauthorized, Unprocessable, error_responses
-from llm_service.app.deps import CurrentUser, SessionDep, SettingsDep
+from common.errors import Forbidden, ServiceUnavailable, Unauthorized, Unprocessable, error_responses
+from llm_service.app.deps import BudgetsDep, CurrentUser, SessionDep, SettingsDep
 from llm_service.app.llm_config import service
 from llm_service.app.llm_config.schemas import (
+    BudgetCount,
     LlmConfigPublic,
     LlmConfigUpdate,
     LlmTestResult,
+    LlmUsage,
     ProviderPresetPublic,
     Scope,
 )
@@ -90,3 +93,17 @@ async def test_config(
     async with sessions() as session:
         applied = await service.settings_to_test(session, settings, providers.cipher, user, scope, update, target)
     return await service.run_test(providers.http, settings, applied)
+
+
+@router.get("/usage", response_model=LlmUsage, responses=error_responses(ServiceUnavailable))
+async def get_usage(user: CurrentUser, budgets: BudgetsDep) -> LlmUsage:
+    """What the caller has spent today (UTC) on remote providers: `requests` and `tokens`,
+    each `{used, limit}` (`limit` null when that budget is off, `JILU_LLM_DAILY_*=0`), and
+    `resets_at`, the next UTC midnight. The offline provider `local` is free and never
+    counted. Past a limit, remote calls answer 429 `budget_exceeded` until `resets_at`."""
+    usage = await budgets.usage(user.id)
+    return LlmUsage(
+        requests=BudgetCount(used=usage.requests, limit=usage.request_limit),
+        tokens=BudgetCount(used=usage.tokens, limit=usage.token_limit),
+        resets_at=usage.resets_at,
+    )

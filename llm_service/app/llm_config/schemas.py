@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
@@ -89,3 +90,16 @@ class ProviderPresetPublic(BaseModel):
     embedding_model: str | None
     needs_api_key: bool
     needs_allowed_host: bool
+
+
+class BudgetCount(BaseModel):
+    used: int = Field(description="spent today (UTC)")
+    limit: int | None = Field(description="the daily budget; null when that budget is off")
+
+
+class LlmUsage(BaseModel):
+    """`GET /api/v1/llm/usage`: the caller's remote-provider spending today against the budgets."""
+
+    requests: BudgetCount
+    tokens: BudgetCount
+    resets_at: datetime = Field(description="the next UTC midnight, when both counts start again at 0")

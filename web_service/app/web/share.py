@@ -6,7 +6,8 @@ for it. `SharedRecords` carries what that needs; web_service binds it in a start
 
 The record's Markdown is rendered with raw HTML escaped and unsafe link schemes
 (`javascript:`, `vbscript:`, `file:`, non-image `data:`) refused, and the page is sent
-with a Content-Security-Policy that allows no script at all, should anything slip through.
+with a Content-Security-Policy that allows no script at all, should anything slip through,
+and styles only from the web app's own `share.css`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ LOOKUP_TIMEOUT = 10.0  # seconds a page waits for the database before answering 
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Robots-Tag": "noindex, nofollow",
@@ -120,15 +121,17 @@ def _client() -> str:
     return request.remote_addr or "unknown"
 
 
-def _problem_page(error: JiluError) -> Response:
+def _problem_page(error: JiluError, stylesheet: str) -> Response:
     status = error.status_code
-    response = Response(render_template("share.html", record=None, status=status), status=status)
+    page = render_template("share.html", record=None, status=status, stylesheet=stylesheet)
+    response = Response(page, status=status)
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
-def share_blueprint(records: SharedRecords) -> Blueprint:
+def share_blueprint(records: SharedRecords, *, stylesheet: str) -> Blueprint:
+    """The share pages; `stylesheet` is the versioned URL of `share.css`."""
     pages = Blueprint("share", __name__)
 
     @pages.get("/s/<slug>")
@@ -136,11 +139,12 @@ def share_blueprint(records: SharedRecords) -> Blueprint:
         try:
             record = records.lookup(slug, _client())
         except (RateLimited, ServiceUnavailable) as exc:
-            return _problem_page(exc)
+            return _problem_page(exc, stylesheet)
         if record is None:
-            return Response(render_template("share.html", record=None, status=404), status=404)
+            return Response(render_template("share.html", record=None, status=404, stylesheet=stylesheet), status=404)
         html = render_template(
             "share.html",
+            stylesheet=stylesheet,
             record=record,
             kind_label=KIND_LABELS.get(record.kind, record.kind),
             content_html=render_markdown(record.content),

@@ -1,8 +1,10 @@
 // Who is signed in. `session` holds {status: 'loading'|'anonymous'|'signed-in', user}.
-// On start the refresh cookie is tried once, so a reload keeps the person signed in.
+// On start the refresh cookie is tried once when someone signed in on this device before,
+// so a reload keeps the person signed in.
 import { api, ApiError, login as apiLogin, logout as apiLogout, onSessionEnded, refresh } from './api.js';
 import { setLanguage } from './i18n.js';
 import { timeZone } from './format.js';
+import { forgetProfile, recallProfile, rememberProfile } from './idb.js';
 import { createStore } from './store.js';
 
 export const session = createStore({ status: 'loading', user: null });
@@ -16,18 +18,38 @@ async function loadUser() {
   const user = await api.get('/api/v1/users/me');
   applyPreferences(user);
   session.set({ status: 'signed-in', user });
+  rememberProfile(user);
   return user;
 }
 
+/** Offline: signed in as the last user seen on this device (no token; nothing is fetched). */
+async function startOffline() {
+  const user = await recallProfile();
+  if (user) {
+    applyPreferences(user);
+    session.set({ status: 'signed-in', user, offline: true });
+  } else {
+    session.set({ status: 'anonymous', user: null, offline: true });
+  }
+}
+
 /** At start-up: signed in if the refresh cookie still opens a session. Offline, the app
- * starts in offline mode (`offline: true`) so records can still be written. */
+ * starts in offline mode (`offline: true`) as the last user signed in on this device, so
+ * records can still be written; with nobody remembered it is anonymous (login needs a
+ * connection). Called again when the connection returns. */
 export async function restoreSession() {
+  if (!navigator.onLine) return startOffline();
+  // Nobody signed in on this device: no refresh cookie to try (and no 401 to log).
+  if (!(await recallProfile())) {
+    session.set({ status: 'anonymous', user: null });
+    return;
+  }
   try {
     await refresh();
     await loadUser();
   } catch (error) {
     if (error instanceof ApiError && error.isNetwork) {
-      session.set({ status: 'signed-in', user: null, offline: true });
+      await startOffline();
     } else {
       session.set({ status: 'anonymous', user: null });
     }
@@ -47,6 +69,10 @@ export async function logout() {
 export function updateUser(user) {
   applyPreferences(user);
   session.set((current) => ({ ...current, user }));
+  rememberProfile(user);
 }
 
-onSessionEnded(() => session.set({ status: 'anonymous', user: null }));
+onSessionEnded(() => {
+  forgetProfile();
+  session.set({ status: 'anonymous', user: null });
+});
