@@ -45,8 +45,15 @@ def client_headers(request: Request) -> list[tuple[str, str]]:
 
 def _request_headers(request: Request) -> list[tuple[str, str]]:
     # The client's X-Request-ID is dropped too: the http client sends the id this request runs
-    # under, which is a new one when the client's was missing or malformed.
-    dropped = HOP_BY_HOP | {"x-forwarded-for", "x-request-id", CLIENT_ADDRESS_HEADER, CLIENT_SIGNATURE_HEADER}
+    # under, which is a new one when the client's was missing or malformed. Cookies are dropped:
+    # no service behind a relay uses them, and the refresh cookie must not leave the one that set it.
+    dropped = HOP_BY_HOP | {
+        "cookie",
+        "x-forwarded-for",
+        "x-request-id",
+        CLIENT_ADDRESS_HEADER,
+        CLIENT_SIGNATURE_HEADER,
+    }
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
     return headers + client_headers(request)
 

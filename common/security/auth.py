@@ -77,18 +77,25 @@ async def _load_standing(request: Request, user_id: str, cached: str | None) -> 
     return standing
 
 
+async def _session_state(redis: Redis, user_id: str, session_id: str, jti: str) -> tuple[bool, str | None]:
+    """In one round trip: whether an access token's session stands (the token not logged out,
+    the session open and `user_id`'s), and the account's cached standing as stored (or None)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(denylist_key(jti))
+        pipe.hget(session_key(session_id), "user_id")
+        pipe.get(standing_key(user_id))
+        denied, session_owner, standing = await pipe.execute()
+    return not denied and session_owner == user_id, standing
+
+
 async def _from_access_token(request: Request, token: str) -> tuple[AuthUser, str | None]:
     codec: TokenCodec = request.app.state.tokens
     try:
         claims = codec.decode(token, "access")
     except InvalidToken as exc:
         raise Unauthorized("invalid or expired token") from exc
-    async with request.app.state.redis.pipeline(transaction=False) as pipe:
-        pipe.exists(denylist_key(claims.jti))
-        pipe.hget(session_key(claims.sid), "user_id")
-        pipe.get(standing_key(claims.sub))
-        denied, session_owner, standing = await pipe.execute()
-    if denied or session_owner != claims.sub:
+    session_open, standing = await _session_state(request.app.state.redis, claims.sub, claims.sid, claims.jti)
+    if not session_open:
         raise Unauthorized("the session has ended; log in again")
     user = AuthUser(
         id=claims.sub,
@@ -164,13 +171,9 @@ async def still_signed_in(redis: Redis, sessionmaker: async_sessionmaker[AsyncSe
     account not known to be deactivated (deactivation ends its sessions too); an API token
     must still exist, be unexpired and its account be active. Raises `RedisError` when Redis is away."""
     if user.session_id is not None and user.token_jti is not None:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.exists(denylist_key(user.token_jti))
-            pipe.hget(session_key(user.session_id), "user_id")
-            pipe.get(standing_key(user.id))
-            denied, session_owner, cached = await pipe.execute()
+        session_open, cached = await _session_state(redis, user.id, user.session_id, user.token_jti)
         standing = decode_standing(cached)
-        return not denied and session_owner == user.id and (standing is None or standing.is_active)
+        return session_open and (standing is None or standing.is_active)
     if user.api_token_id is not None:
         statement = (
             select(User.is_active, ApiToken.expires_at)

@@ -66,6 +66,8 @@ class Probe:
                 "request_id": request.headers.get("x-request-id"),
                 "query": request.query_params.multi_items(),
                 "content_type": request.headers.get("content-type"),
+                "authorization": request.headers.get("authorization"),
+                "cookie": request.headers.get("cookie"),
                 "body_size": len(body),
                 "body_sha256": hashlib.sha256(body).hexdigest(),
             }

@@ -79,6 +79,16 @@ async def test_json_body_and_method_are_relayed(upstream: FastAPI, method: str) 
     assert (seen["body_size"], seen["body_sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
 
 
+async def test_cookies_are_not_relayed(upstream: FastAPI) -> None:
+    # The refresh cookie is the web service's own; no owner behind a relay may see it.
+    headers = {"cookie": "jilu_refresh=secret-refresh-token; other=1", "authorization": "Bearer access"}
+    async with app_client(upstream) as client:
+        seen = (await client.get("/probe/echo", headers=headers)).json()
+        explicit = (await client.get("/test/explicit", headers=headers)).json()
+    assert (seen["cookie"], explicit["cookie"]) == (None, None)
+    assert (seen["authorization"], explicit["authorization"]) == ("Bearer access", "Bearer access")
+
+
 async def test_large_body_is_relayed_intact(upstream: FastAPI) -> None:
     body = os.urandom(8 * 1024 * 1024 + 17)
     async with app_client(upstream) as client:

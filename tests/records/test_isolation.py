@@ -266,6 +266,7 @@ def test_every_route_is_classified(make_settings: Callable[..., Any]) -> None:
             ("PATCH", f"{RECORDS}/{{record_id}}"),
             ("DELETE", f"{RECORDS}/{{record_id}}"),
             ("POST", f"{RECORDS}/{{record_id}}/attachments"),
+            ("GET", f"{RECORDS}/{{record_id}}/share"),
             ("POST", f"{RECORDS}/{{record_id}}/share"),
             ("DELETE", f"{RECORDS}/{{record_id}}/share"),
             ("POST", f"{RECORDS}/{{record_id}}/purge"),

@@ -1,4 +1,4 @@
-"""Share links: `POST|DELETE /api/v1/records/{id}/share`, `GET /api/v1/public/{slug}` and the
+"""Share links: `GET|POST|DELETE /api/v1/records/{id}/share`, `GET /api/v1/public/{slug}` and the
 page `GET /s/{slug}` on the web port, on real apps, a real database and a real Redis.
 
 The page's Flask view runs its lookup on the serving app's event loop; in-process (ASGI
@@ -178,6 +178,26 @@ async def test_sharing_a_shared_record_returns_the_same_link(
     assert (await records_stack.record_row(record["id"])).version == version  # nothing changed
 
 
+async def test_reading_a_link_never_makes_one(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    record = await records_stack.create(records_api, records_owner)
+    path = f"/api/v1/records/{record['id']}/share"
+
+    assert_error(await records_api.get(path, headers=records_owner.headers), 404, "not_found")
+    row = await records_stack.record_row(record["id"])
+    assert (row.share_slug, row.version) == (None, record["version"])  # asking shared nothing
+
+    link = await share(records_api, records_owner, record["id"])
+    response = await records_api.get(path, headers=records_owner.headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == link
+
+    await revoke(records_api, records_owner, record["id"])
+    assert_error(await records_api.get(path, headers=records_owner.headers), 404, "not_found")
+    assert (await records_stack.record_row(record["id"])).share_slug is None
+
+
 async def test_hostile_content_renders_inert(records_stack: RecordsStack, records_owner: Account) -> None:
     web = records_stack.web
     record = await records_stack.create(
@@ -264,13 +284,16 @@ async def test_another_users_record_cannot_be_shared_or_revoked(
     assert_error(await records_api.post(path, headers=records_stranger.headers), 404, "not_found")
     assert (await records_stack.record_row(record["id"])).share_slug is None
 
+    assert_error(await records_api.get(path, headers=records_stranger.headers), 404, "not_found")
     link = await share(records_api, records_owner, record["id"])
+    assert_error(await records_api.get(path, headers=records_stranger.headers), 404, "not_found")
     assert_error(await records_api.post(path, headers=records_stranger.headers), 404, "not_found")
     assert_error(await records_api.delete(path, headers=records_stranger.headers), 404, "not_found")
     assert (await records_stack.record_row(record["id"])).share_slug == link["slug"]  # still shared
     assert (await records_api.get(f"/api/v1/public/{link['slug']}")).status_code == 200
 
     unknown = "/api/v1/records/01900000-0000-7000-8000-000000000000/share"
+    assert_error(await records_api.get(unknown, headers=records_owner.headers), 404, "not_found")
     assert_error(await records_api.post(unknown, headers=records_owner.headers), 404, "not_found")
     assert_error(await records_api.delete(unknown, headers=records_owner.headers), 404, "not_found")
 
@@ -280,6 +303,7 @@ async def test_sharing_needs_login(
 ) -> None:
     record = await records_stack.create(records_api, records_owner)
     path = f"/api/v1/records/{record['id']}/share"
+    assert_error(await records_api.get(path), 401, "unauthorized")
     assert_error(await records_api.post(path), 401, "unauthorized")
     assert_error(await records_api.delete(path), 401, "unauthorized")
     assert (await records_stack.record_row(record["id"])).share_slug is None

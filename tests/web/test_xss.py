@@ -87,3 +87,81 @@ def test_markup_in_a_record_renders_inert_everywhere(
     expect(stranger.get_by_role("heading", name=PAYLOAD)).to_be_visible()
     expect(stranger.get_by_text(PAYLOAD).last).to_be_visible()
     assert_inert(stranger, "share page", dialogs)
+
+
+# Markdown the sanitiser must defuse: a javascript: link, a remote image (the CSP allows
+# images from this origin, data: and blob: only: it must become a link, not a request), and
+# raw SVG with a handler.
+SANITISED_TITLE = "Sanitiser check"
+SANITISED_CONTENT = (
+    "zebrafish [click](javascript:alert(3))\n\n![x](https://evil.example/x.png)\n\n<svg onload=alert(4)>"
+)
+
+# Every CSP violation the page reports, kept where the test can read it (an init script runs
+# before the app, whatever the CSP).
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', (event) => {
+  window.__csp.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+DEFUSED = """() => ({
+    javascript_links: document.querySelectorAll('a[href^="javascript:" i]').length,
+    remote_images: [...document.querySelectorAll('img')].filter((img) => {
+        const src = img.getAttribute('src') || '';
+        return /^(https?:)?\\/\\//i.test(src) && new URL(src, location.href).origin !== location.origin;
+    }).length,
+    svgs_with_handlers: [...document.querySelectorAll('svg')].filter(
+        (el) => [...el.attributes].some((attr) => attr.name.toLowerCase().startsWith('on'))).length,
+    handlers: [...document.querySelectorAll('main *')].filter(
+        (el) => [...el.attributes].some((attr) => attr.name.toLowerCase().startsWith('on'))).length,
+    csp: window.__csp || [],
+})"""
+
+
+def assert_defused(page: Page, where: str, dialogs: list[str]) -> None:
+    found = page.evaluate(DEFUSED)
+    expected = {"javascript_links": 0, "remote_images": 0, "svgs_with_handlers": 0, "handlers": 0, "csp": []}
+    assert found == expected, (where, found)
+    assert not dialogs, (where, dialogs)
+
+
+def test_markdown_is_sanitised_everywhere(
+    stack: Stack, new_context: Callable[..., BrowserContext], guard: Guard
+) -> None:
+    user = stack.register()
+    stack.create_record(user, port="web", title=SANITISED_TITLE, content=SANITISED_CONTENT, tags=["xss"])
+
+    context = new_context()
+    context.add_init_script(WATCH_CSP)
+    dialogs: list[str] = []
+    no_dialogs(context, dialogs)
+    page = log_in(context, user.username, PASSWORD)
+
+    # The timeline's excerpt is rendered Markdown.
+    page.goto("/")
+    expect_timeline(page)
+    the_card = card(page, SANITISED_TITLE)
+    expect(the_card.get_by_role("link", name=SANITISED_TITLE)).to_be_visible()
+    expect(the_card.get_by_text("zebrafish")).to_be_visible()
+    assert_defused(page, "timeline", dialogs)
+
+    # The record's page: the remote image is a link to it (named by its alt text), the
+    # javascript: link is no link.
+    the_card.get_by_role("link", name=SANITISED_TITLE).click()
+    expect(heading(page)).to_have_text(SANITISED_TITLE)
+    body = page.locator("main .markdown")
+    expect(body.get_by_text("zebrafish")).to_be_visible()
+    remote = body.get_by_role("link", name="x", exact=True)
+    expect(remote).to_have_attribute("href", "https://evil.example/x.png")
+    expect(body.locator("img")).to_have_count(0)
+    expect(body.locator("svg")).to_have_count(0)
+    assert_defused(page, "record", dialogs)
+
+    # Search results.
+    page.goto("/#/search?q=zebrafish")
+    settled(page)
+    hit = page.get_by_role("listitem").filter(has=page.get_by_role("link", name=SANITISED_TITLE))
+    expect(hit).to_have_count(1)
+    assert_defused(page, "search", dialogs)

@@ -199,12 +199,20 @@ async def sse_messages(response: httpx.Response) -> AsyncIterator[SseMessage]:
 
 
 class EventReader:
-    """An open `GET /api/v1/events`, read message by message with a time bound."""
+    """An open `GET /api/v1/events`, read message by message with a time bound. `hello` is
+    the stream's first message, read by `open_events` (the reader starts after it)."""
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
         self._messages = sse_messages(response)
         self.ended = False
+        self.hello: SseMessage | None = None
+
+    @property
+    def cursor(self) -> int:
+        """The sync cursor the stream's `hello` carried."""
+        assert self.hello is not None, "the hello was not read"
+        return int(self.hello.data["cursor"])
 
     async def next(self, timeout: float = PATIENCE) -> SseMessage | None:
         """The next message (pings included); None once the stream has closed."""
@@ -241,7 +249,13 @@ async def open_events(
         headers["Last-Event-ID"] = last_event_id
     async with client.stream("GET", EVENTS, headers=headers) as response:
         assert response.status_code == 200, await response.aread()
-        yield EventReader(response)
+        reader = EventReader(response)
+        hello = await reader.next()
+        # First, before any replay, reset or live event, and with no id (Last-Event-ID stays).
+        assert hello is not None and (hello.event, hello.id) == ("hello", None), hello
+        assert set(hello.data) == {"cursor"} and isinstance(hello.data["cursor"], int), hello
+        reader.hello = hello
+        yield reader
 
 
 async def create(client: httpx.AsyncClient, token: str, content: str = "worth keeping") -> dict[str, Any]:

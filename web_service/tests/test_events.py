@@ -4,6 +4,7 @@ records written through the real records API, the real Redis stream behind them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from common.records.events import RECORD_EVENTS_STREAM
 from tests.support import app_client, assert_error, async_wait_until, free_port
 from web_service.app.config import WebSettings
 from web_service.app.events.entries import RecordEvent, Reset
-from web_service.app.events.hub import RecordEventHub
+from web_service.app.events.hub import MAX_STREAMS_PER_OWNER, RecordEventHub
 from web_service.app.main import create_app as create_web_app
 from web_service.tests.conftest import MakeWebStack
 from web_service.tests.support import (
@@ -128,6 +129,66 @@ async def test_an_id_the_stream_no_longer_has_yields_reset_then_live_events(
         record = await create(web, alice, "new")
         (live,) = await record_events(events, 1)
         assert live.data["record_id"] == record["id"]
+
+
+async def sync_cursor(client: httpx.AsyncClient, token: str, since: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """`/api/v1/sync/changes` paged to the end from `since`: its last cursor, and the changes."""
+    changes: list[dict[str, Any]] = []
+    while True:
+        response = await client.get("/api/v1/sync/changes", params={"since": since, "limit": 2}, headers=bearer(token))
+        assert response.status_code == 200, response.text
+        page = response.json()
+        changes += page["changes"]
+        since = page["cursor"]
+        if not page["has_more"]:
+            return since, changes
+
+
+async def test_hello_carries_the_sync_cursor_first(web_stack: WebStack, web: httpx.AsyncClient) -> None:
+    await web_stack.register("alice")
+    await web_stack.register("bob")
+    alice, bob = await web_stack.token("alice"), await web_stack.token("bob")
+
+    async with open_events(web, alice) as events:  # nothing written yet
+        assert events.cursor == 0 == (await sync_cursor(web, alice))[0]
+
+    written = [await create(web, alice, f"before {index}") for index in range(3)]
+    await create(web, bob)  # another user's changes move no cursor of alice's
+    deleted = await web.delete(f"{RECORDS}/{written[0]['id']}", headers=bearer(alice))
+    assert deleted.status_code == 204, deleted.text
+    head, _ = await sync_cursor(web, alice)
+
+    async with open_events(web, alice) as events:
+        assert events.cursor == head > 0
+        after = await create(web, alice, "after the hello")
+        (live,) = await record_events(events, 1)
+        assert live.data["record_id"] == after["id"]
+        _, since_hello = await sync_cursor(web, alice, since=events.cursor)
+        assert [change["id"] for change in since_hello] == [after["id"]]
+
+    # On a resume too the hello comes first, and the replay after it.
+    async with open_events(web, alice, last_event_id=live.id) as events:
+        assert events.cursor == (await sync_cursor(web, alice))[0]
+        await nothing_more(events)
+
+
+async def test_an_owner_holds_at_most_ten_streams(web_stack: WebStack, web: httpx.AsyncClient) -> None:
+    await web_stack.register("alice")
+    await web_stack.register("bob")
+    alice, bob = await web_stack.token("alice"), await web_stack.token("bob")
+    hub: RecordEventHub = web_stack.app.state.record_events
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(MAX_STREAMS_PER_OWNER):
+            await streams.enter_async_context(open_events(web, alice))
+        refused = await web.get(EVENTS, headers=bearer(alice))
+        assert_error(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) >= 1
+        async with open_events(web, bob) as events:  # the cap is per owner
+            assert events.cursor == 0
+    # Closed streams free their places.
+    assert await async_wait_until(lambda: hub.subscriber_count == 0)
+    async with open_events(web, alice) as events:
+        assert events.hello is not None
 
 
 async def test_a_heartbeat_comes_while_nothing_happens(web_stack: WebStack, web: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-"""`/api/v1/records/{id}/share` (the owner) and `/api/v1/public/{slug}` (anyone)."""
+"""`GET|POST|DELETE /api/v1/records/{id}/share` (the owner) and `/api/v1/public/{slug}` (anyone)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ router = APIRouter(prefix="/api/v1", tags=["sharing"], responses=error_responses
 # A public answer must not outlive its link (no cache keeps it after revocation) nor be indexed.
 PUBLIC_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 Slug = Annotated[str, Path(max_length=200, description="the slug of a share link")]
+
+
+@router.get(
+    "/records/{record_id}/share",
+    response_model=ShareLink,
+    responses=error_responses(Unauthorized, NotFound),
+)
+async def read_share(record_id: str, user: CurrentUser, session: SessionDep) -> ShareLink:
+    """The public link of one of your records, as sharing it answered. 404 when the record is
+    not shared (or not yours); reading never makes a link — `POST` does."""
+    return await service.current_link(session, user.id, record_id)
 
 
 @router.post(

@@ -46,6 +46,15 @@ async def _owned_live(session: AsyncSession, owner_id: str, record_id: str) -> R
     return record
 
 
+async def current_link(session: AsyncSession, owner_id: str, record_id: str) -> ShareLink:
+    """The link of the owner's live record; `NotFound` when it is not shared or not theirs.
+    Only reads: asking never makes a link."""
+    record = await get_owned(session, owner_id, record_id)
+    if record is None or record.share_slug is None:
+        raise NotFound("no such shared record")
+    return share_link(record.share_slug)
+
+
 async def share(session: AsyncSession, redis: Redis, owner_id: str, record_id: str) -> tuple[ShareLink, bool]:
     """Give the owner's live record a public slug, or return the one it has. Returns the
     link and whether it was made now. Sharing changes the record's `shared` flag, so it is

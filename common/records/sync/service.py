@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
+from sqlalchemy import func
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +66,16 @@ async def changes(session: AsyncSession, owner_id: str, *, since: int, limit: in
         cursor=page[-1].change_seq if page else since,
         has_more=len(rows) > limit,
     )
+
+
+async def head_cursor(session: AsyncSession, owner_id: str) -> int:
+    """The owner's cursor now: what `changes` reports as `cursor` once paged to the end, so
+    `since=<it>` answers only what changes after this call (a change still uncommitted holds
+    a higher number, see `crud.next_change_seq`)."""
+    statement = owned_records(owner_id, include_deleted=True).with_only_columns(
+        func.coalesce(func.max(Record.change_seq), 0)
+    )
+    return int((await session.execute(statement)).scalar_one())
 
 
 async def push(

@@ -67,5 +67,10 @@ def sse_reset(reset: Reset) -> str:
     return f"{head}event: reset\ndata: {{}}\n\n"
 
 
+def sse_hello(cursor: int) -> str:
+    # No `id:`: the hello must not move the client's Last-Event-ID.
+    return f"event: hello\ndata: {json.dumps({'cursor': cursor}, separators=(',', ':'))}\n\n"
+
+
 SSE_END = "event: end\ndata: {}\n\n"
 SSE_PING = ": ping\n\n"

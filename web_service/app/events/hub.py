@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.cache import create_redis
-from common.errors import ServiceUnavailable
+from common.errors import RateLimited, ServiceUnavailable
 from common.records.events import RECORD_EVENTS_STREAM
 from web_service.app.events.entries import Closed, Entry, RecordEvent, Reset
 
@@ -41,6 +41,9 @@ RESUME_PAUSES = (0.2, 1.0)
 READY_TIMEOUT = 2.0  # how long a new subscriber waits for the reader to be (back) in place
 CANCEL_GRACE = 0.2
 STOP_TIMEOUT = 5.0
+# Open streams one owner may hold in this process (a few tabs and devices); one more is 429.
+MAX_STREAMS_PER_OWNER = 10
+STREAM_LIMIT_RETRY_SECONDS = 30
 
 QueueItem = RecordEvent | Reset | Closed
 
@@ -104,11 +107,15 @@ class RecordEventHub:
         await self.redis.aclose()
 
     async def subscribe(self, owner_id: str) -> Subscription:
-        """A subscription to `owner_id`'s events from now on; 503 while Redis is away."""
+        """A subscription to `owner_id`'s events from now on; 503 while Redis is away, 429
+        when the owner already holds `MAX_STREAMS_PER_OWNER` here."""
         try:
             await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT)
         except TimeoutError:
             raise ServiceUnavailable("live events are unavailable; try again shortly") from None
+        # Checked after the wait, with no await before the add, so concurrent opens cannot overshoot.
+        if len(self._subscribers.get(owner_id, ())) >= MAX_STREAMS_PER_OWNER:
+            raise RateLimited(STREAM_LIMIT_RETRY_SECONDS, "too many open event streams; close one and try again")
         subscription = Subscription(owner_id, self.queue_size)
         self._subscribers[owner_id].add(subscription)
         return subscription

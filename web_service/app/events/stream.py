@@ -1,8 +1,9 @@
-"""One browser's event stream: the replay after `Last-Event-ID`, then live events, heartbeats
-and, once the caller's session is over, `end`.
+"""One browser's event stream: `hello` with the caller's sync cursor, the replay after
+`Last-Event-ID`, then live events, heartbeats and, once the caller's session is over, `end`.
 
 Gap-free resumption: the subscription is taken first, so every entry added from then on
-reaches its queue; the replay (XRANGE) then reads what the stream holds after the client's
+reaches its queue; the sync cursor is read after it, so a change either is in the feed up to
+that cursor or comes live (or both); the replay (XRANGE) then reads what the stream holds after the client's
 id, and live events at or before the last entry the replay read are dropped as duplicates.
 """
 
@@ -27,6 +28,7 @@ from web_service.app.events.entries import (
     Reset,
     StreamId,
     parse_stream_id,
+    sse_hello,
     sse_record,
     sse_reset,
 )
@@ -38,6 +40,8 @@ REPLAY_BATCH = 500
 
 # Whether the caller may go on listening (its session open, its account active).
 StillSignedIn = Callable[[], Awaitable[bool]]
+# The owner's current sync cursor (`sync.service.head_cursor`, in a session of its own).
+HeadCursor = Callable[[str], Awaitable[int]]
 
 
 class ResumePoint:
@@ -82,11 +86,13 @@ class EventStream:
         redis: Redis,
         subscription: Subscription,
         start: ResumePoint,
+        cursor: int,
         still_signed_in: StillSignedIn,
         heartbeat_seconds: float,
         wait_for_commit: WaitForCommit,
     ) -> None:
         self.hub = hub
+        self.cursor = cursor
         self.wait_for_commit = wait_for_commit
         self.redis = redis
         self.subscription = subscription
@@ -103,18 +109,24 @@ class EventStream:
         redis: Redis,
         owner_id: str,
         last_event_id: str | None,
+        head_cursor: HeadCursor,
         still_signed_in: StillSignedIn,
         heartbeat_seconds: float,
         wait_for_commit: WaitForCommit,
     ) -> EventStream:
-        """Subscribe, then decide where to start; 503 when Redis cannot be reached."""
+        """Subscribe, then read the sync cursor and decide where to start; 503 when Redis or
+        the database cannot be reached."""
         subscription = await hub.subscribe(owner_id)
         try:
+            cursor = await head_cursor(owner_id)
             start = await resume_point(redis, hub.stream, last_event_id)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, SQLAlchemyError) as exc:
             hub.unsubscribe(subscription)
             raise ServiceUnavailable("live events are unavailable; try again shortly") from exc
-        return cls(hub, redis, subscription, start, still_signed_in, heartbeat_seconds, wait_for_commit)
+        except BaseException:
+            hub.unsubscribe(subscription)
+            raise
+        return cls(hub, redis, subscription, start, cursor, still_signed_in, heartbeat_seconds, wait_for_commit)
 
     async def _replay(self, after: str) -> AsyncIterator[RecordEvent]:
         owner = self.subscription.owner_id
@@ -140,6 +152,7 @@ class EventStream:
         goes away (the stream just ends)."""
         loop = asyncio.get_running_loop()
         try:
+            yield sse_hello(self.cursor)
             if self.start.reset is not None:
                 yield sse_reset(self.start.reset)
                 self.sent_up_to = parse_stream_id(self.start.reset.id or "")

@@ -2,6 +2,7 @@
 // online/offline and sync status, and the main landmark the views render into.
 import { html, useEffect, useState } from '../vendor/preact-htm.module.js';
 import { t } from '../lib/i18n.js';
+import { errorMessage } from '../lib/api.js';
 import { href } from '../lib/router.js';
 import { session, logout } from '../lib/session.js';
 import { useStore } from '../lib/store.js';
@@ -26,6 +27,21 @@ export function Layout({ path, children }) {
   const { user } = useStore(session);
   const status = useStore(connectivity);
   const [menuOpen, setMenuOpen] = useState(false);
+  const [logoutError, setLogoutError] = useState(null);
+  const [loggingOut, setLoggingOut] = useState(false);
+  const doLogout = async () => {
+    if (loggingOut) return;
+    setLogoutError(null);
+    setLoggingOut(true);
+    try {
+      await logout();
+    } catch (error) {
+      // Offline the session goes on (the cookie would open it again): say so, don't pretend.
+      setLogoutError(t('nav.logoutFailed', { message: errorMessage(error) }));
+    } finally {
+      setLoggingOut(false);
+    }
+  };
   useEffect(() => setMenuOpen(false), [path]);
   const links = user && user.role === 'admin' ? [...LINKS, ['/admin', 'nav.admin']] : LINKS;
   return html`
@@ -47,8 +63,10 @@ export function Layout({ path, children }) {
         ${links.map(([link, key]) => html`<li key=${link}>
           <a href=${href(link)} aria-current=${isCurrent(link, path) ? 'page' : undefined}>${t(key)}</a>
         </li>`)}
-        <li><button type="button" class="link-button" onClick=${() => logout()}>${t('nav.logout')}</button></li>
+        <li><button type="button" class="link-button" disabled=${loggingOut} onClick=${doLogout}
+          aria-describedby=${logoutError ? 'logout-error' : undefined}>${t('nav.logout')}</button></li>
       </ul>
+      <p id="logout-error" class="form-error logout-error" role="alert">${logoutError || ''}</p>
     </nav>
     <main id="main" tabindex="-1">${children}</main>
   `;

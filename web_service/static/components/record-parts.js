@@ -71,6 +71,11 @@ export function ImageViewer({ image, onClose }) {
   </dialog>`;
 }
 
+/** A failed analysis's error class (llm_service's short word) as words a person can read. */
+function aiErrorText(errorClass) {
+  return t(`record.ai.error.${errorClass || 'unknown'}`, {}, null) || t('record.ai.error.unknown');
+}
+
 export function AiBlock({ record, onAnalyse, busy, error }) {
   const status = aiStatus(record);
   const ai = record.ai || {};
@@ -83,7 +88,7 @@ export function AiBlock({ record, onAnalyse, busy, error }) {
       ? html`<p class="muted">${t('record.ai.optedOut')}</p>`
       : html`
         ${(status === 'pending' || status === 'running') && html`<p class="muted">${t('record.ai.working')}</p>`}
-        ${status === 'failed' && html`<p class="error-text">${t('record.ai.failed', { error: ai.error || '—' })}</p>`}
+        ${status === 'failed' && html`<p class="error-text">${t('record.ai.failed', { error: aiErrorText(ai.error) })}</p>`}
         ${(ai.title || ai.summary || (ai.tags && ai.tags.length)) && html`<dl class="ai-results">
           ${ai.title && html`<dt>${t('record.ai.title')}</dt><dd>${ai.title}</dd>`}
           ${ai.summary && html`<dt>${t('record.ai.summary')}</dt><dd class="ai-summary">${ai.summary}</dd>`}

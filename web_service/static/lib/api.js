@@ -7,6 +7,7 @@
 import { t } from './i18n.js';
 
 const REFRESH_MARGIN_MS = 60_000; // refresh this long before the access token expires
+const REFRESH_TIMEOUT_MS = 15_000; // a hung refresh must not hold the cross-tab lock
 
 let accessToken = null;
 let expiresAt = 0;
@@ -36,6 +37,7 @@ export function onSessionEnded(listener) {
 function endSession() {
   accessToken = null;
   expiresAt = 0;
+  forgetAttachmentUrls();
   for (const listener of [...sessionEndedListeners]) listener();
 }
 
@@ -50,9 +52,11 @@ function keepToken(body) {
 export function errorMessage(error) {
   if (!(error instanceof ApiError)) return t('error.unexpected');
   if (error.isNetwork) return t('error.network');
-  const known = t(`error.code.${error.code}`, {}, null);
+  const fields = Array.isArray(error.detail) && error.detail.length > 0;
+  // A validation error names its fields when it can: that says more than the generic text.
+  const known = error.code === 'validation_error' && fields ? null : t(`error.code.${error.code}`, {}, null);
   if (known) return known;
-  if (Array.isArray(error.detail)) {
+  if (fields) {
     return error.detail.map((p) => `${(p.loc || []).slice(1).join('.') || p.field || ''} ${p.msg || p.message || ''}`.trim()).join('; ');
   }
   return typeof error.detail === 'string' && error.detail ? error.detail : t('error.status', { status: error.status });
@@ -80,7 +84,7 @@ async function send(path, { method = 'GET', json, body, headers = {}, signal, au
   try {
     return await fetch(path, { method, body, headers: finalHeaders, signal, credentials: 'same-origin' });
   } catch (error) {
-    if (error.name === 'AbortError') throw error;
+    if (error.name === 'AbortError') throw error; // (a TimeoutError counts as a network error)
     throw new ApiError(0, 'network', t('error.network'));
   }
 }
@@ -90,13 +94,20 @@ async function send(path, { method = 'GET', json, body, headers = {}, signal, au
 export function refresh() {
   if (!refreshing) {
     const run = async () => {
-      const response = await send('/api/v1/auth/session/refresh', { method: 'POST', auth: false });
+      const signal = AbortSignal.timeout(REFRESH_TIMEOUT_MS); // a timeout is a network error
+      const response = await send('/api/v1/auth/session/refresh', { method: 'POST', auth: false, signal });
       if (!response.ok) {
         const error = await toError(response);
         if (response.status === 401 || response.status === 403) endSession();
         throw error;
       }
-      keepToken(await response.json());
+      let body;
+      try {
+        body = await response.json();
+      } catch {
+        throw new ApiError(0, 'network', t('error.network')); // cut off (or timed out) mid-answer
+      }
+      keepToken(body);
     };
     const locked = navigator.locks ? navigator.locks.request('jilu-refresh', run) : run();
     refreshing = locked.finally(() => {
@@ -120,9 +131,12 @@ async function ensureFresh() {
 /** The raw Response of an authenticated request, refreshed and retried once on a 401. */
 export async function fetchAuthed(path, options = {}) {
   if (options.auth !== false) await ensureFresh();
+  const sent = accessToken;
   let response = await send(path, options);
   if (response.status === 401 && options.auth !== false && accessToken) {
-    await refresh();
+    // Refresh only if the token refused is still the current one: another request may have
+    // refreshed meanwhile, and then a retry with the new token is enough.
+    if (accessToken === sent) await refresh();
     response = await send(path, options);
   }
   if (!response.ok) throw await toError(response);
@@ -152,12 +166,12 @@ export async function login(username, password) {
   keepToken(await response.json());
 }
 
+/** Log out. Offline (or when the server fails) the session is NOT ended, since the refresh
+ * cookie would still open it again: the ApiError is thrown for the caller to show. */
 export async function logout() {
-  try {
-    await send('/api/v1/auth/session', { method: 'DELETE' });
-  } finally {
-    endSession();
-  }
+  const response = await send('/api/v1/auth/session', { method: 'DELETE' }); // throws a network ApiError
+  if (!response.ok && response.status !== 401) throw await toError(response);
+  endSession();
 }
 
 /** A query string from an object, leaving out empty values; arrays repeat the key. */
@@ -177,8 +191,10 @@ export function query(params) {
  */
 export function upload(path, formData, { onProgress, method = 'POST' } = {}) {
   const xhr = new XMLHttpRequest();
+  let aborted = false; // abort() before the request opened (while a refresh is awaited)
   const promise = (async () => {
     await ensureFresh();
+    if (aborted) throw new DOMException('aborted', 'AbortError');
     return new Promise((resolve, reject) => {
       xhr.open(method, path);
       xhr.setRequestHeader('Accept', 'application/json');
@@ -201,7 +217,13 @@ export function upload(path, formData, { onProgress, method = 'POST' } = {}) {
       xhr.send(formData);
     });
   })();
-  return { promise, abort: () => xhr.abort() };
+  return {
+    promise,
+    abort: () => {
+      aborted = true;
+      xhr.abort();
+    },
+  };
 }
 
 /**
@@ -247,12 +269,21 @@ export async function stream(path, options, onEvent) {
 
 /** A blob: URL for an attachment (the route needs the Authorization header an <img> cannot send). */
 const blobUrls = new Map();
+
+/** When the session ends: the cached files are let go (revoked, even those still loading). */
+function forgetAttachmentUrls() {
+  for (const pending of blobUrls.values()) pending.then((blobUrl) => URL.revokeObjectURL(blobUrl), () => {});
+  blobUrls.clear();
+}
+
 export async function attachmentUrl(url) {
   if (!blobUrls.has(url)) {
     const pending = fetchAuthed(url, { headers: { Accept: '*/*' } })
       .then((response) => response.blob())
       .then((blob) => URL.createObjectURL(blob));
-    pending.catch(() => blobUrls.delete(url));
+    pending.catch(() => {
+      if (blobUrls.get(url) === pending) blobUrls.delete(url);
+    });
     blobUrls.set(url, pending);
   }
   return blobUrls.get(url);

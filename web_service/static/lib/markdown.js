@@ -6,10 +6,35 @@ import markdownit from '../vendor/markdown-it.esm.min.mjs';
 
 const md = markdownit({ html: false, linkify: true, breaks: true });
 
+/** An image the CSP lets load (`img-src 'self' data: blob:`): same origin, data: or blob:. */
+function loadableImage(src) {
+  try {
+    const url = new URL(src, location.href);
+    return url.protocol === 'data:' || url.protocol === 'blob:' || url.origin === location.origin;
+  } catch {
+    return false;
+  }
+}
+
 DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   if (node.tagName === 'A') {
     node.setAttribute('target', '_blank');
     node.setAttribute('rel', 'nofollow noopener noreferrer');
+  }
+  if (node.tagName === 'IMG') {
+    node.removeAttribute('srcset');
+    const src = node.getAttribute('src') || '';
+    if (loadableImage(src) || !node.parentNode) return;
+    // A remote image would break the CSP (and tell another host who reads this): a link
+    // to it instead (http(s) only), so nothing is requested.
+    const link = node.ownerDocument.createElement('a');
+    if (/^https?:\/\//i.test(src)) {
+      link.setAttribute('href', src);
+      link.setAttribute('target', '_blank');
+      link.setAttribute('rel', 'nofollow noopener noreferrer');
+    }
+    link.textContent = node.getAttribute('alt') || src;
+    node.parentNode.replaceChild(link, node);
   }
 });
 

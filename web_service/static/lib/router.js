@@ -40,8 +40,13 @@ export function match(pattern, path) {
   if (want.length !== have.length) return null;
   const params = {};
   for (let i = 0; i < want.length; i++) {
-    if (want[i].startsWith(':')) params[want[i].slice(1)] = decodeURIComponent(have[i]);
-    else if (want[i] !== have[i]) return null;
+    if (want[i].startsWith(':')) {
+      try {
+        params[want[i].slice(1)] = decodeURIComponent(have[i]);
+      } catch {
+        return null; // a malformed address (`%E0`): no match, so the not-found page
+      }
+    } else if (want[i] !== have[i]) return null;
   }
   return params;
 }

@@ -33,6 +33,12 @@ async function startOffline() {
   }
 }
 
+/** Only a 401/403 says the person is signed out; no connection, a 5xx or a 429 says nothing. */
+function serverUnavailable(error) {
+  if (!(error instanceof ApiError)) return false;
+  return error.isNetwork || error.status >= 500 || error.status === 429;
+}
+
 /** At start-up: signed in if the refresh cookie still opens a session. Offline, the app
  * starts in offline mode (`offline: true`) as the last user signed in on this device, so
  * records can still be written; with nobody remembered it is anonymous (login needs a
@@ -48,7 +54,9 @@ export async function restoreSession() {
     await refresh();
     await loadUser();
   } catch (error) {
-    if (error instanceof ApiError && error.isNetwork) {
+    if (serverUnavailable(error)) {
+      // Not an answer about the session (offline, the server failing or busy): offline mode
+      // with the remembered profile; lib/background.js tries again later.
       await startOffline();
     } else {
       session.set({ status: 'anonymous', user: null });
@@ -56,8 +64,18 @@ export async function restoreSession() {
   }
 }
 
-export async function login(username, password) {
+/** Log in; `preferences` ({language, time_zone}) are saved to the profile first, so the app
+ * opens in them (a zone the server does not know leaves the language alone to be saved;
+ * failing to save them does not fail the login). */
+export async function login(username, password, preferences) {
   await apiLogin(username, password);
+  if (preferences) {
+    try {
+      await api.patch('/api/v1/users/me', preferences);
+    } catch {
+      await api.patch('/api/v1/users/me', { language: preferences.language }).catch(() => {});
+    }
+  }
   return loadUser();
 }
 

@@ -10,7 +10,7 @@ import { AuthIntro } from '../components/auth-intro.js';
 
 function loginMessage(error) {
   if (error.status === 401) return t('auth.login.wrong');
-  if (error.status === 403) return t('auth.login.deactivated');
+  if (error.status === 403 && error.code !== 'forbidden_origin') return t('auth.login.deactivated');
   if (error.status === 429) return t('auth.login.rateLimited');
   return errorMessage(error);
 }

@@ -3,7 +3,7 @@
 // on meanwhile (409), both versions are shown side by side to choose from. Changes made
 // elsewhere arrive live, without clobbering an edit in progress.
 import { html, useEffect, useRef, useState } from '../vendor/preact-htm.module.js';
-import { api } from '../lib/api.js';
+import { api, ApiError } from '../lib/api.js';
 import { t } from '../lib/i18n.js';
 import { href, navigate } from '../lib/router.js';
 import { formatDateTime } from '../lib/format.js';
@@ -81,14 +81,23 @@ export function RecordView({ params }) {
     again(); // an analysis (same version), or news while nothing is being edited
   }), [id]);
 
-  // The link of a shared record (asking again answers the same link, and changes nothing).
+  // The link of a shared record: only read here (GET); it is published (POST) only when
+  // the person presses Share. A 404 means it was unshared elsewhere: reload the record.
   useEffect(() => {
     if (record && !record.shared && share.url) setShare((x) => ({ ...x, url: null })); // revoked elsewhere
     if (!record || !record.shared || share.url || share.busy) return undefined;
     let live = true;
-    api.post(`${path}/share`).then(
+    api.get(`${path}/share`).then(
       (link) => live && setShare({ url: shareAddress(link.url), busy: false, error: null }),
-      (error) => live && setShare({ url: null, busy: false, error }),
+      (error) => {
+        if (!live) return;
+        if (error instanceof ApiError && error.status === 404) {
+          setShare({ url: null, busy: false, error: null });
+          latest.current.refresh();
+        } else {
+          setShare({ url: null, busy: false, error });
+        }
+      },
     );
     return () => {
       live = false;

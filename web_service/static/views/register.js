@@ -4,7 +4,7 @@ import { html, useRef, useState } from '../vendor/preact-htm.module.js';
 import { api, errorMessage } from '../lib/api.js';
 import { language, t } from '../lib/i18n.js';
 import { href, navigate } from '../lib/router.js';
-import { login, updateUser } from '../lib/session.js';
+import { login } from '../lib/session.js';
 import { useFocusHeading } from '../components/ui.js';
 import { AuthIntro } from '../components/auth-intro.js';
 
@@ -43,24 +43,6 @@ function problems(error) {
   }
   if (error.status === 429) return { form: t('auth.register.rateLimited') };
   return { form: errorMessage(error) };
-}
-
-/** A new account starts in the language its owner registered in, and in this browser's time
- * zone (the server's defaults are guesses). Not worth failing the registration over. */
-async function adoptBrowserSettings(user, chosenLanguage) {
-  const changes = {};
-  if (user.language !== chosenLanguage) changes.language = chosenLanguage;
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  if (zone && user.time_zone !== zone) changes.time_zone = zone;
-  if (!Object.keys(changes).length) return;
-  try {
-    updateUser(await api.patch('/api/v1/users/me', changes));
-  } catch {
-    // A zone the server does not know: the language alone, else the defaults stay.
-    if (changes.time_zone && changes.language) {
-      await api.patch('/api/v1/users/me', { language: changes.language }).then(updateUser, () => {});
-    }
-  }
 }
 
 function Field({ id, name, label, hint, type = 'text', value, onInput, error, autocomplete, required, optional }) {
@@ -113,10 +95,11 @@ export function RegisterView() {
       if (first) document.getElementById(`register-${first}`).focus();
       return;
     }
-    const chosenLanguage = language.get(); // the language this page was read in
+    // A new account starts in the language this page was read in and in this browser's time
+    // zone (the server's defaults are guesses), set before the app first shows it.
+    const preferences = { language: language.get(), time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone };
     try {
-      const user = await login(body.username, body.password);
-      await adoptBrowserSettings(user, chosenLanguage);
+      await login(body.username, body.password, preferences);
       navigate('/', { replace: true });
     } catch {
       // The account exists; logging in is left to the person.

@@ -156,38 +156,89 @@ function useRecordPages(filters, online) {
   return { ...state, reload, loadMore, setItems };
 }
 
-/** Keep the list in step with changes made elsewhere (another tab, the phone, the AI). */
+// More events than this within BURST_MS (an import, a sync of another device) make one
+// reload of the list instead of one GET per record.
+const BURST_EVENTS = 20;
+const BURST_MS = 1000;
+
+/** Keep the list in step with changes made elsewhere (another tab, the phone, the AI).
+ * Answers can come back out of order: per record id the latest event seen is kept, and a
+ * fetched answer is dropped when a newer event (or a delete) came since; an item is never
+ * replaced by a lower version. */
 function useLiveRecords(filters, pages) {
   const latest = useRef({ filters, pages });
   latest.current = { filters, pages };
-  useEffect(() => liveEvents.subscribe(async (event) => {
-    const { pages: p } = latest.current;
-    if (event.type === 'reset') {
-      p.reload();
-      return;
-    }
-    if (event.type === 'deleted') {
-      p.setItems((items) => items.filter((item) => item.id !== event.record_id));
-      return;
-    }
-    const shown = p.items.find((item) => item.id === event.record_id);
-    // An older version than the one shown is stale news (an analysis keeps the version).
-    if (shown && event.version && shown.version > event.version) return;
-    let record;
-    try {
-      record = await api.get(`/api/v1/records/${encodeURIComponent(event.record_id)}`);
-    } catch (error) {
-      if (error.status === 404) p.setItems((items) => items.filter((item) => item.id !== event.record_id));
-      return; // otherwise the next event or a reload will catch up
-    }
-    latest.current.pages.setItems((items, s) => {
-      const had = items.some((item) => item.id === record.id);
-      // An analysis or edit of a record not on screen (beyond the pages loaded, or filtered
-      // out before) is placed like a new one.
-      if (!had && event.type !== 'created' && event.type !== 'updated') return items;
-      return placed(items, record, latest.current.filters, !s.next);
+  useEffect(() => {
+    let seq = 0;
+    const last = new Map(); // record id → {seq, deleted, created} of the latest event seen
+    let recent = []; // when the last events came (for the burst)
+    let burst = null; // the timer of the one reload a burst makes
+    const reloadAll = () => {
+      last.clear(); // answers still on their way are dropped: the reload brings everything
+      latest.current.pages.reload();
+    };
+    const unsubscribe = liveEvents.subscribe(async (event) => {
+      const { pages: p } = latest.current;
+      if (event.type === 'reset') {
+        reloadAll();
+        return;
+      }
+      const now = Date.now();
+      recent = recent.filter((at) => now - at < BURST_MS);
+      recent.push(now);
+      if (burst || recent.length > BURST_EVENTS) {
+        last.clear();
+        if (!burst) {
+          burst = setTimeout(() => {
+            burst = null;
+            recent = [];
+            reloadAll();
+          }, BURST_MS);
+        }
+        return;
+      }
+      const id = event.record_id;
+      const previous = last.get(id);
+      if (event.type === 'deleted') {
+        last.set(id, { seq: ++seq, deleted: true });
+        p.setItems((items) => items.filter((item) => item.id !== id));
+        return;
+      }
+      const shown = p.items.find((item) => item.id === id);
+      const restored = event.type === 'updated' && previous && previous.deleted; // out of the trash
+      const waiting = previous && previous.created && !previous.deleted; // a new one still being fetched
+      // An edit or analysis of a record not in the list (filtered out, beyond the pages
+      // loaded) is not fetched.
+      if (!shown && !restored && !waiting && event.type !== 'created') return;
+      // An older version than the one shown is stale news (an analysis keeps the version).
+      if (shown && event.version && shown.version > event.version) return;
+      const mine = ++seq;
+      const placeable = event.type === 'created' || restored || waiting;
+      last.set(id, { seq: mine, created: placeable });
+      const current = () => {
+        const entry = last.get(id);
+        return entry && entry.seq === mine;
+      };
+      let record;
+      try {
+        record = await api.get(`/api/v1/records/${encodeURIComponent(id)}`);
+      } catch (error) {
+        if (error.status === 404 && current()) latest.current.pages.setItems((items) => items.filter((item) => item.id !== id));
+        return; // otherwise the next event or a reload will catch up
+      }
+      if (!current()) return; // a newer event (or a delete) came meanwhile: its answer counts
+      latest.current.pages.setItems((items, s) => {
+        const had = items.find((item) => item.id === record.id);
+        if (had && had.version > record.version) return items; // never back to an older version
+        if (!had && !placeable) return items;
+        return placed(items, record, latest.current.filters, !s.next);
+      });
     });
-  }), []);
+    return () => {
+      unsubscribe();
+      clearTimeout(burst);
+    };
+  }, []);
 }
 
 function Filters({ filters, onChange, online }) {
