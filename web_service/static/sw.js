@@ -10,7 +10,7 @@ const VERSION = '__VERSION__';
 const ASSETS = '__ASSETS__';
 const CACHE = `jilu-shell-${VERSION}`;
 
-// Every script, style and icon of the app, relative to ASSETS: web_service fills the list in
+// Every script, style and vector icon of the app, relative to ASSETS: web_service fills the list in
 // from the files it serves (web_service/app/web/assets.py, `app_shell`), so nothing is missed.
 const APP_SHELL = __APP_SHELL__;
 

@@ -35,7 +35,8 @@ def test_the_service_worker_precaches_every_script_style_and_icon() -> None:
     for path in shell:
         assert (STATIC / path).is_file(), path
     assert "app.js" in shell and "styles.css" in shell and "vendor/preact-htm.module.js" in shell
-    assert "icons/icon-192.png" in shell
+    assert "icons/icon.svg" in shell and not any(path.endswith(".png") for path in shell)
+    assert "vendor/purify.min.js" in shell
     assert "sw.js" not in shell and not any(path.startswith("vendor/licenses/") for path in shell)
     scripts = {p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*.js") if p.name != "sw.js"}
     assert scripts <= set(shell)

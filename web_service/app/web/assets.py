@@ -91,14 +91,15 @@ SHELL_SUFFIXES = {".js", ".mjs", ".css"}
 
 
 def app_shell(files: dict[str, bytes]) -> list[str]:
-    """What the service worker precaches for offline use: every script, style and icon,
-    bar the worker itself and the licence texts."""
+    """What the service worker precaches for offline use: every script and style, and the
+    vector icons the page shows (the PNG icons are for installing only), bar the worker
+    itself and the licence texts."""
     return [
         path
         for path in sorted(files)
         if path != "sw.js"
         and not path.startswith(PLAIN_TEXT_DIRS)
-        and (Path(path).suffix.lower() in SHELL_SUFFIXES or path.startswith("icons/"))
+        and (Path(path).suffix.lower() in SHELL_SUFFIXES or (path.startswith("icons/") and path.endswith(".svg")))
     ]
 
 
