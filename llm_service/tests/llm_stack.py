@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import select
 
+from common.records.events import RECORD_EVENTS_STREAM
 from common.users.models import User
+from llm_service.app.analysis.queue import GROUP
 from llm_service.app.config import LlmSettings
 from llm_service.app.main import create_app as create_llm_app
 from llm_service.tests.fake_provider import FakeProvider
@@ -98,3 +101,14 @@ async def llm_stack(
             token = await user_client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
             tokens[username] = {"Authorization": f"Bearer {token.json()['access_token']}"}
         yield LlmStack(llm_app, llm_client, mobile, tokens)
+
+
+async def queue_drained(redis: Redis) -> None:
+    """Wait until the analysis workers have read every record event and none is pending."""
+    for _ in range(240):
+        groups = {g["name"]: g for g in await redis.xinfo_groups(RECORD_EVENTS_STREAM)}
+        group = groups.get(GROUP)
+        if group and group["pending"] == 0 and group.get("lag") == 0:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError("the analysis queue did not drain")

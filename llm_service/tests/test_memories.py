@@ -19,14 +19,12 @@ import pytest
 from sqlalchemy import select, update
 
 from common.ai.models import Memory
-from common.records.events import RECORD_EVENTS_STREAM
-from llm_service.app.analysis.queue import GROUP
 from llm_service.app.analysis.service import Sessions
 from llm_service.app.memories import from_chat
 from llm_service.app.memories.service import content_key, remember_from_text, remember_one
 from llm_service.tests.chat_stack import answer_requests, memory_requests
 from llm_service.tests.fake_provider import UPSTREAM_MARKER, Reply
-from llm_service.tests.llm_stack import LlmStack, remote_settings
+from llm_service.tests.llm_stack import LlmStack, queue_drained, remote_settings
 from tests.support import assert_error
 
 MEMORIES = "/api/v1/memories"
@@ -67,15 +65,7 @@ async def wait_for_memory(stack: LlmStack, needle: str, user: str = "alice") -> 
 
 
 async def wait_until_queue_drained(stack: LlmStack) -> None:
-    """Every record event read by the analysis workers and none still pending."""
-    redis = stack.llm_app.state.redis
-    for _ in range(240):
-        groups = {g["name"]: g for g in await redis.xinfo_groups(RECORD_EVENTS_STREAM)}
-        group = groups.get(GROUP)
-        if group and group["pending"] == 0 and group.get("lag") == 0:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError("the analysis queue did not drain")
+    await queue_drained(stack.llm_app.state.redis)
 
 
 def at(value: str) -> datetime:

@@ -7,7 +7,6 @@ Redis; the provider is the fake one (a real HTTP server speaking the OpenAI wire
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -17,13 +16,13 @@ import pytest
 from redis.asyncio import Redis
 
 from common.records.events import RECORD_EVENTS_STREAM
-from llm_service.app.analysis.queue import GROUP
 from llm_service.app.config import LlmSettings
 from llm_service.app.main import create_app as create_llm_app
 from llm_service.tests.fake_provider import FakeProvider, Reply, serve_fake_provider
+from llm_service.tests.llm_stack import queue_drained
 from tests.support import serve_app
 from web_service.tests.conftest import MakeWebStack
-from web_service.tests.support import PATIENCE, WebStack, create, nothing_more, open_events, record_events
+from web_service.tests.support import WebStack, create, nothing_more, open_events, record_events
 
 ANALYSIS = json.dumps({"title": "Budget meeting", "summary": "The team discussed the budget.", "tags": ["budget"]})
 
@@ -64,17 +63,6 @@ async def analysing_stack(
 def analysis_calls(fake: FakeProvider) -> int:
     """Provider calls that asked for a title, summary and tags (not memory extraction)."""
     return len([r for r in fake.chat_requests if "write a short title" in json.dumps(r.json["messages"][0])])
-
-
-async def queue_drained(redis: Redis) -> None:
-    """The analysis group has read every entry and has none pending."""
-    for _ in range(int(PATIENCE * 4)):
-        groups = {g["name"]: g for g in await redis.xinfo_groups(RECORD_EVENTS_STREAM)}
-        group = groups.get(GROUP)
-        if group and group["pending"] == 0 and group.get("lag") == 0:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError("the analysis queue did not drain")
 
 
 async def event_types_of(redis: Redis, record_id: str) -> list[str]:
