@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -108,3 +111,31 @@ def assert_error(
     for name, value in security_headers.items():
         assert response.headers.get(name) == value, name
     return body["detail"]
+
+
+@dataclass
+class SseMessage:
+    event: str  # "message" when unnamed; "comment" for `: ping`
+    data: Any = None
+    id: str | None = None
+
+
+async def sse_messages(response: httpx.Response) -> AsyncIterator[SseMessage]:
+    """A Server-Sent Events body, message by message, as it arrives."""
+    event, data, event_id = "", list[str](), None
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            yield SseMessage("comment", line[1:].strip())
+        elif line == "":
+            if data or event:
+                yield SseMessage(event or "message", json.loads("\n".join(data)) if data else None, event_id)
+            event, data, event_id = "", [], None
+        else:
+            key, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if key == "event":
+                event = value
+            elif key == "data":
+                data.append(value)
+            elif key == "id":
+                event_id = value

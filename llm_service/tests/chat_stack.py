@@ -19,7 +19,7 @@ from llm_service.app.main import create_app as create_llm_app
 from llm_service.tests.fake_provider import FakeProvider, ReceivedRequest
 from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
-from tests.support import app_client, serve_app
+from tests.support import SseMessage, app_client, serve_app, sse_messages
 from user_service.app.config import UserSettings
 from user_service.app.main import create_app as create_user_app
 from web_service.app.config import WebSettings
@@ -30,10 +30,9 @@ SECRET = "s" * 40
 ANALYSIS = json.dumps({"title": "A note", "summary": "A short note.", "tags": ["note"]})
 
 
-@dataclass
-class SseEvent:
-    event: str  # "delta", "done", "error", or "comment" for `: ping`
-    data: Any
+# A streamed chat answer's events (`delta`, `done`, `error`; `comment` for `: ping`).
+SseEvent = SseMessage
+sse_events = sse_messages
 
 
 @dataclass
@@ -77,25 +76,6 @@ class ChatStack:
                 return response, []
             events = [event async for event in sse_events(response)]
         return response, events
-
-
-async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
-    """Parse a Server-Sent Events body as it arrives."""
-    name, data = "", []
-    async for line in response.aiter_lines():
-        if line.startswith(":"):
-            yield SseEvent("comment", line[1:].strip())
-        elif line == "":
-            if data:
-                yield SseEvent(name or "message", json.loads("\n".join(data)))
-            name, data = "", []
-        else:
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if key == "event":
-                name = value
-            elif key == "data":
-                data.append(value)
 
 
 def answer_requests(fake: FakeProvider) -> list[ReceivedRequest]:

@@ -4,17 +4,16 @@ or served), a browser-like client that keeps the refresh cookie, and an SSE read
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from tests.support import serve_app
+from tests.support import SseMessage, serve_app, sse_messages
 from web_service.app.config import WebSettings
 from web_service.app.main import create_app as create_web_app
 
@@ -167,35 +166,6 @@ class WebStack:
 
     async def session_count(self) -> int:
         return len([key async for key in self.redis.scan_iter("jilu:session:*")])
-
-
-@dataclass
-class SseMessage:
-    event: str  # "message" when unnamed; "comment" for `: ping`
-    data: Any = None
-    id: str | None = None
-    fields: dict[str, str] = field(default_factory=dict)
-
-
-async def sse_messages(response: httpx.Response) -> AsyncIterator[SseMessage]:
-    """A Server-Sent Events body, message by message, as it arrives."""
-    event, data, event_id = "", list[str](), None
-    async for line in response.aiter_lines():
-        if line.startswith(":"):
-            yield SseMessage("comment", line[1:].strip())
-        elif line == "":
-            if data or event:
-                yield SseMessage(event or "message", json.loads("\n".join(data)) if data else None, event_id)
-            event, data, event_id = "", [], None
-        else:
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if key == "event":
-                event = value
-            elif key == "data":
-                data.append(value)
-            elif key == "id":
-                event_id = value
 
 
 class EventReader:

@@ -5,23 +5,11 @@ import { html } from '../vendor/preact-htm.module.js';
 import { t } from '../lib/i18n.js';
 import { href } from '../lib/router.js';
 import { formatDateTime, formatTime } from '../lib/format.js';
-import { renderMarkdown, sanitizeHighlight } from '../lib/markdown.js';
+import { headingsFrom, renderMarkdown, sanitizeHighlight } from '../lib/markdown.js';
 import { AttachmentImage } from './attachment-image.js';
 
 const EXCERPT_CHARS = 280;
 const MAX_THUMBS = 4;
-
-/**
- * Sanitised HTML (from renderMarkdown) whose headings are moved so that the highest of them is
- * `top` (a record's "# Title" under the page's h1 becomes an h2), keeping their order.
- */
-export function headingsFrom(safeHtml, top) {
-  const levels = [...safeHtml.matchAll(/<h([1-6])[\s>]/gi)].map((m) => Number(m[1]));
-  if (!levels.length) return safeHtml;
-  const shift = top - Math.min(...levels);
-  if (!shift) return safeHtml;
-  return safeHtml.replace(/<(\/?)h([1-6])(?=[\s>])/gi, (_, slash, n) => `<${slash}h${Math.min(6, Number(n) + shift)}`);
-}
 
 /** The first line of Markdown as plain words (no heading marks, bullets, quotes). */
 function firstLine(content) {

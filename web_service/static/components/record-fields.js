@@ -3,10 +3,9 @@
 import { html, useState } from '../vendor/preact-htm.module.js';
 import { t } from '../lib/i18n.js';
 import { fromLocalInput, toLocalInput } from '../lib/format.js';
-import { renderMarkdown } from '../lib/markdown.js';
+import { headingsFrom, renderMarkdown } from '../lib/markdown.js';
 import { KindSelect } from './kind-select.js';
 import { TagInput } from './tag-input.js';
-import { headingsFrom } from './record-card.js';
 
 /** The form's values for a record (or a fresh one). */
 export function draftFrom(record) {

@@ -4,9 +4,9 @@
 import { html, useEffect, useRef } from '../vendor/preact-htm.module.js';
 import { t } from '../lib/i18n.js';
 import { formatDateTime, formatSize } from '../lib/format.js';
-import { renderMarkdown } from '../lib/markdown.js';
+import { headingsFrom, renderMarkdown } from '../lib/markdown.js';
 import { CopyButton, ErrorBox, Loading } from './ui.js';
-import { AiBadge, aiStatus, headingsFrom, recordTitle } from './record-card.js';
+import { AiBadge, aiStatus, recordTitle } from './record-card.js';
 import { AttachmentImage } from './attachment-image.js';
 import { AttachmentAudio, DownloadButton } from './attachment-media.js';
 

@@ -138,12 +138,6 @@ export function RecordLinks({ ids, label, className = '' }) {
   </ul>`;
 }
 
-/** Sanitised HTML (from renderMarkdown) with its headings moved `by` levels down, so a
- * record's or an answer's "# Title" does not compete with the page's own h1 and h2. */
-export function demoteHeadings(safeHtml, by = 2) {
-  return safeHtml.replace(/<(\/?)h([1-6])(?=[\s>])/gi, (_, slash, level) => `<${slash}h${Math.min(6, Number(level) + by)}`);
-}
-
 /**
  * A delete button that asks first (the app's confirm dialog), then runs `onConfirm()`;
  * a failure is shown next to it with a retry.

@@ -56,3 +56,15 @@ export function renderMarkdown(text) {
 export function sanitizeHighlight(html) {
   return DOMPurify.sanitize(html || '', { ALLOWED_TAGS: ['mark'], ALLOWED_ATTR: [] });
 }
+
+/**
+ * Sanitised HTML (from renderMarkdown) whose headings are moved so that the highest of them is
+ * `top` (a record's "# Title" under the page's h1 becomes an h2), keeping their order.
+ */
+export function headingsFrom(safeHtml, top) {
+  const levels = [...safeHtml.matchAll(/<h([1-6])[\s>]/gi)].map((m) => Number(m[1]));
+  if (!levels.length) return safeHtml;
+  const shift = top - Math.min(...levels);
+  if (!shift) return safeHtml;
+  return safeHtml.replace(/<(\/?)h([1-6])(?=[\s>])/gi, (_, slash, n) => `<${slash}h${Math.min(6, Number(n) + shift)}`);
+}

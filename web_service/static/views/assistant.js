@@ -5,10 +5,10 @@ import { html, useEffect, useMemo, useRef, useState } from '../vendor/preact-htm
 import { api, ApiError, errorMessage, query as toQuery, stream } from '../lib/api.js';
 import { formatDateTime, formatTime } from '../lib/format.js';
 import { t } from '../lib/i18n.js';
-import { renderMarkdown } from '../lib/markdown.js';
+import { headingsFrom, renderMarkdown } from '../lib/markdown.js';
 import { href, navigate } from '../lib/router.js';
 import { ErrorBox, Loading, useLoad } from '../components/ui.js';
-import { ConfirmDelete, LoadMore, RecordLinks, demoteHeadings, usePaged } from '../components/view-helpers.js';
+import { ConfirmDelete, LoadMore, RecordLinks, usePaged } from '../components/view-helpers.js';
 
 const LIST_PAGE = 30;
 const MESSAGES_PAGE = 50;
@@ -91,7 +91,7 @@ function ConversationList({ list, currentId }) {
 }
 
 function Message({ message, streaming = false }) {
-  const body = useMemo(() => demoteHeadings(renderMarkdown(message.content)), [message.content]);
+  const body = useMemo(() => headingsFrom(renderMarkdown(message.content), 3), [message.content]);
   const mine = message.role === 'user';
   return html`<li class=${'message ' + (mine ? 'from-user' : 'from-assistant')} aria-busy=${streaming}>
     <p class="message-role small">

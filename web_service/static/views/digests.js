@@ -5,9 +5,9 @@ import { html, useEffect, useMemo, useRef, useState } from '../vendor/preact-htm
 import { api, errorMessage, query as toQuery } from '../lib/api.js';
 import { formatDateTime, timeZone } from '../lib/format.js';
 import { language, t } from '../lib/i18n.js';
-import { renderMarkdown } from '../lib/markdown.js';
+import { headingsFrom, renderMarkdown } from '../lib/markdown.js';
 import { ErrorBox, Loading } from '../components/ui.js';
-import { LoadMore, RecordLinks, demoteHeadings, usePaged } from '../components/view-helpers.js';
+import { LoadMore, RecordLinks, usePaged } from '../components/view-helpers.js';
 
 const PAGE = 20;
 const LINKED_RECORDS = 12; // records named under an open digest; the rest are counted
@@ -35,7 +35,7 @@ function preview(content) {
 function Digest({ digest, open, onToggle, onChange }) {
   const [pinBusy, setPinBusy] = useState(false);
   const [failure, setFailure] = useState(null); // {what: 'read'|'pin', error}
-  const body = useMemo(() => (open ? demoteHeadings(renderMarkdown(digest.content)) : ''), [open, digest.content]);
+  const body = useMemo(() => (open ? headingsFrom(renderMarkdown(digest.content), 3) : ''), [open, digest.content]);
   const bodyId = `digest-body-${digest.id}`;
 
   const patch = async (changes, what) => {
