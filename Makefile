@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11 python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { command -v $$p; break; }; done)
 
-.PHONY: run test lint format typecheck bench clean
+.PHONY: run test lint format typecheck bench clean openapi
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Jilu needs Python 3.11 or newer on PATH"; exit 1; }
@@ -39,6 +39,11 @@ format: $(VENV)/.dev-deps
 
 typecheck: $(VENV)/.dev-deps
 	$(PY) -m mypy common main.py
+
+# Rewrite common/openapi/owners.json: the public operations of user_service and llm_service
+# that web and mobile relay and merge into their /openapi.json (tests/contract checks it).
+openapi: $(VENV)/.run-deps
+	$(PY) -m common.openapi.snapshot
 
 bench: $(VENV)/.dev-deps
 	$(PY) -m bench

@@ -10,12 +10,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 import common
 from common.api_clients import ServiceDirectory, create_http_client
+from common.bodies import BodyGuardMiddleware
 from common.cache import create_redis
 from common.config import JiluSettings
 from common.database import create_engine, create_sessionmaker
 from common.errors import install_error_handlers
 from common.health import health_router
-from common.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
+from common.middleware import AllowedMethodsMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
+from common.openapi import generate_operation_id, install_openapi
 from common.security.rate_limit import RateLimiter
 from common.security.tokens import TokenCodec
 
@@ -57,18 +59,25 @@ def create_service_app(
             yield
 
     production = settings.is_production
+    openapi = settings.serves_openapi
     app = FastAPI(
         title=f"Jilu {service}",
         version=common.__version__,
         description=description,
         lifespan=lifespan,
-        docs_url=None if production else "/docs",
+        docs_url=None if production or not openapi else "/docs",
         redoc_url=None,
-        openapi_url=None if production else "/openapi.json",
+        openapi_url="/openapi.json" if openapi else None,
         debug=False,
+        generate_unique_id_function=generate_operation_id,
     )
     app.state.settings = settings
+    app.state.service = service  # which port answered (`common.public_urls`)
     install_error_handlers(app)
+    # Innermost: they answer requests themselves (413/415, OPTIONS) after CORS has had its
+    # say (a preflight is CORS's) and inside the layers that add the request id and headers.
+    app.add_middleware(AllowedMethodsMiddleware)
+    app.add_middleware(BodyGuardMiddleware, max_json_bytes=settings.max_json_kb * 1024)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -85,4 +94,5 @@ def create_service_app(
     app.include_router(health_router(service, depends_on))
     for router in routers:
         app.include_router(router)
+    install_openapi(app)
     return app

@@ -12,6 +12,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,6 +27,9 @@ DEFAULT_PORTS = {"web": 8000, "user": 8001, "mobile": 8002, "llm": 8003}
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "dev", "test", "jilu"}
 MIN_SECRET_LENGTH = 32
 SECRET_KEY_FILE = "secret_key"
+# A replayable refresh token is a stolen one's chance too: the window stays short.
+MAX_REFRESH_GRACE_SECONDS = 300
+MAX_ATTACHMENT_URL_SECONDS = 7 * 24 * 3600
 
 Environment = Literal["development", "test", "production"]
 
@@ -75,6 +79,9 @@ class JiluSettings(BaseSettings):
     llm_allowed_hosts: Annotated[list[str], NoDecode] = []
 
     max_upload_mb: int = 25
+    # A JSON request body larger than this many KiB is refused (413) before it is read whole;
+    # uploads and the import zip have their own caps (max_upload_mb).
+    max_json_kb: int = 1024
     # Deleted records are purged for good (content, attachments, files) after this many days.
     trash_days: int = 30
     chat_ttl: int = 86400
@@ -85,12 +92,25 @@ class JiluSettings(BaseSettings):
     # Accounts and security (issue 3).
     access_token_minutes: int = 15
     refresh_token_days: int = 30
+    # A refresh token presented again this soon after it was rotated (a retry after a lost
+    # answer, two tabs at once) gets the same new pair instead of revoking its family. 0: off.
+    refresh_grace_seconds: int = 30
     # Peers (IPs or CIDRs, e.g. a reverse proxy) whose X-Forwarded-For is believed.
     trusted_proxies: Annotated[list[str], NoDecode] = []
     rate_login_user: str = "10/minute"
     rate_login_address: str = "30/minute"
     rate_register_address: str = "10/hour"
     rate_user: str = "600/minute"
+
+    # Client contract (issue 10). The public base URL of each port, as clients reach it
+    # (`https://jilu.example`); empty: the request's own scheme and host (see
+    # `common.public_urls`). Signed attachment URLs live this many seconds (at least).
+    public_web_url: str = ""
+    public_mobile_url: str = ""
+    attachment_url_seconds: int = 3600
+    # Serve `/openapi.json` (an SDK can be generated against a deployment). Unset: on except in
+    # production. `/docs` stays off in production either way.
+    openapi_public: bool | None = None
 
     @field_validator("services", "llm_allowed_hosts", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -130,11 +150,32 @@ class JiluSettings(BaseSettings):
         parse(value)  # "10/minute", "100 per hour": raises ValueError when malformed
         return value
 
-    @field_validator("max_upload_mb", "trash_days", "chat_ttl", "access_token_minutes", "refresh_token_days")
+    @field_validator("public_web_url", "public_mobile_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return public_base_url(value)
+
+    @field_validator("attachment_url_seconds")
+    @classmethod
+    def _url_lifetime(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ATTACHMENT_URL_SECONDS:
+            raise ValueError(f"a lifetime from 1 to {MAX_ATTACHMENT_URL_SECONDS} seconds (7 days)")
+        return value
+
+    @field_validator(
+        "max_upload_mb", "max_json_kb", "trash_days", "chat_ttl", "access_token_minutes", "refresh_token_days"
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator("refresh_grace_seconds")
+    @classmethod
+    def _short_grace(cls, value: int) -> int:
+        if not 0 <= value <= MAX_REFRESH_GRACE_SECONDS:
+            raise ValueError(f"must be from 0 (off) to {MAX_REFRESH_GRACE_SECONDS} seconds")
         return value
 
     @field_validator("data_dir")
@@ -168,6 +209,11 @@ class JiluSettings(BaseSettings):
         return self.env == "production"
 
     @property
+    def serves_openapi(self) -> bool:
+        """Whether `/openapi.json` is served (`JILU_OPENAPI_PUBLIC`, else not in production)."""
+        return self.openapi_public if self.openapi_public is not None else not self.is_production
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'jilu.db'}"
 
@@ -197,6 +243,26 @@ class JiluSettings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         return ensure_secret_key(self.data_dir)
+
+
+def public_base_url(value: str) -> str:
+    """`''` or an origin-like base URL: http(s), a host, no path, query or fragment (a
+    trailing slash is dropped), lower-cased scheme and host."""
+    value = value.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http:// or https:// URL with a host, e.g. https://jilu.example")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError("only a scheme, host and port: no path, query or fragment")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("no user name or password in a public URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError("the port is not a number from 0 to 65535") from exc
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def service_settings_config(service_dir: Path) -> SettingsConfigDict:

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.field_problems import field_problem
+
 
 class ErrorBody(BaseModel):
     """What every error response carries (declared in routes' `responses=`)."""
@@ -39,11 +41,63 @@ class BadRequest(JiluError):
     pass
 
 
+AUTH_REALM = "jilu"
+
+
+def _quoted(value: str) -> str:
+    """`value` as a quoted string of the characters RFC 6750 §3 allows in it: printable
+    ASCII but `"` and `\\` (which become `'` and `/`; anything else becomes `?`)."""
+    text = value.replace('"', "'").replace("\\", "/")
+    return '"' + "".join(ch if " " <= ch <= "~" else "?" for ch in text) + '"'
+
+
 class Unauthorized(JiluError):
+    """401 without credentials (or a refusal that is not about a bearer token). The challenge
+    names the scheme and realm only, as RFC 6750 §3.1 asks when no token was presented."""
+
     status_code, code, default_detail = 401, "unauthorized", "Not authenticated"
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer", **(headers or {})})
+        super().__init__(detail, headers={"WWW-Authenticate": self.challenge(detail), **(headers or {})})
+
+    def challenge(self, detail: str | None) -> str:
+        return f"Bearer realm={_quoted(AUTH_REALM)}"
+
+
+class InvalidCredentials(Unauthorized):
+    """A login with a wrong username or password."""
+
+    code, default_detail = "invalid_credentials", "Incorrect username or password"
+
+
+class BearerTokenRefused(Unauthorized):
+    """A token was presented and refused. Every case is `error="invalid_token"` in the
+    challenge (RFC 6750 §3.1); the body's `error` code tells the client what to do."""
+
+    def challenge(self, detail: str | None) -> str:
+        description = _quoted(detail or self.default_detail)
+        return f'Bearer realm={_quoted(AUTH_REALM)}, error="invalid_token", error_description={description}'
+
+
+class TokenExpired(BearerTokenRefused):
+    """The access token is past its expiry: refresh, then retry."""
+
+    code, default_detail = "token_expired", "The access token has expired; refresh it"
+
+
+class TokenInvalid(BearerTokenRefused):
+    """Not a token this server issued or accepts here: bad signature, malformed, wrong kind,
+    unknown or revoked API token. (Named apart from `common.security.tokens.InvalidToken`,
+    the codec's exception.)"""
+
+    code, default_detail = "invalid_token", "The token is invalid"
+
+
+class SessionEnded(BearerTokenRefused):
+    """The token is genuine but its session is over (logout, refresh family revoked, reuse,
+    password change, deactivation, refresh token expired): log in again."""
+
+    code, default_detail = "session_ended", "The session has ended; log in again"
 
 
 class Forbidden(JiluError):
@@ -77,6 +131,14 @@ class VersionConflict(Conflict):
     """The edit was based on an older version; the body carries the `current` record."""
 
     code, default_detail = "version_conflict", "The record changed since that version"
+
+
+class CursorAhead(Conflict):
+    """A sync cursor past anything the server has numbered (e.g. the server was restored from
+    a backup): the body carries the server's current `cursor`; the client resyncs from 0."""
+
+    code = "cursor_ahead"
+    default_detail = "That cursor is ahead of the server's change sequence; drop it and resync from since=0"
 
 
 class PreconditionRequired(JiluError):
@@ -148,17 +210,8 @@ def error_responses(*errors: type[JiluError]) -> dict[int | str, dict[str, Any]]
     return {err.status_code: {"model": ErrorBody, "description": err.default_detail} for err in errors}
 
 
-def _field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
-    problems = []
-    for err in exc.errors():
-        problems.append(
-            {
-                "field": ".".join(str(part) for part in err.get("loc", ())),
-                "message": str(err.get("msg", "invalid")).removeprefix("Value error, "),
-                "type": err.get("type", "value_error"),
-            }
-        )
-    return problems
+def _field_problems(exc: RequestValidationError, request: Request | None = None) -> list[dict[str, Any]]:
+    return [field_problem(err, exc.body, request) for err in exc.errors()]
 
 
 async def _jilu_error(_: Request, exc: Exception) -> JSONResponse:
@@ -173,9 +226,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "validation_error", _field_problems(exc))
+    return error_response(422, "validation_error", _field_problems(exc, request))
 
 
 # Database errors that mean "busy, try again", not "broken": SQLite's write lock held past

@@ -112,3 +112,71 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# The order methods are listed in `Allow`.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def path_methods(scope: Scope) -> tuple[list[str], bool]:
+    """The methods this app's own routes answer on the request's path, and whether a relay
+    (`common.api_clients.forwarding`) takes it instead: then its owner knows the methods.
+
+    A method counts when the first route matching path and method, the one the router
+    would pick, is a local one. Mounts (the web port's Flask app) are left to answer for
+    themselves."""
+    from fastapi.routing import iter_route_contexts
+    from starlette.routing import Match, Mount
+
+    routes = [r for r in iter_route_contexts(scope["app"].router.routes) if not isinstance(r.original_route, Mount)]
+    local: list[str] = []
+    relayed = False
+    for method in METHODS:
+        probe = {**scope, "method": method, "fastapi": {}}  # matching writes there; keep the request's own
+        for route in routes:
+            if route.matches(probe)[0] is Match.FULL:
+                if getattr(route.endpoint, "relays_to", None):
+                    relayed = True
+                else:
+                    local.append(method)
+                break
+    return local, relayed
+
+
+def allow_header(methods: list[str]) -> bytes:
+    return ", ".join([*methods, "OPTIONS"] if "OPTIONS" not in methods else methods).encode()
+
+
+class AllowedMethodsMiddleware:
+    """`OPTIONS` on a path answers 204 with `Allow` listing the methods the path takes, and a
+    405 carries the same `Allow` (the router's own names only the one route it tried).
+
+    Inside CORSMiddleware, which answers CORS preflights first. A path served by a relay is
+    left to the relay, so `OPTIONS` reaches the owner and its answer is the owner's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            local, _ = path_methods(scope)
+            if local and "OPTIONS" not in local:
+                headers = [(b"allow", allow_header(local)), (b"content-length", b"0")]
+                await send({"type": "http.response.start", "status": 204, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                local, _ = path_methods(scope)
+                if local and scope["method"] not in local:  # the router's 405, not a relayed one
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                    message["headers"] = [*headers, (b"allow", allow_header(local))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)

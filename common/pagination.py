@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -13,7 +14,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from common.errors import BadRequest
+from common.errors import BadRequest, Unprocessable
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -44,6 +45,32 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return when, str(row_id)
     except (ValueError, TypeError) as exc:
         raise BadRequest("the cursor is not one this server gave out") from exc
+
+
+def _scope_digest(scope: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(scope.encode()).digest()[:12]).decode()
+
+
+def encode_offset_cursor(offset: int, scope: str) -> str:
+    """A cursor for a ranked list (search), where no column orders the rows: how many rows
+    came before, and a digest of what the list was (`scope`: owner, query, filters), so the
+    cursor answers only for that list. Opaque to clients; nothing of `scope` can be read back."""
+    raw = json.dumps({"o": offset, "s": _scope_digest(scope)}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_offset_cursor(cursor: str, scope: str, *, max_offset: int) -> int:
+    """The offset in a cursor `encode_offset_cursor` made for `scope`; 422 on `query.cursor`
+    for anything else (malformed, another list's, another user's)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded))
+        offset, digest = body["o"], body["s"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Unprocessable("query.cursor", "not a cursor this server gave out") from exc
+    if type(offset) is not int or not 0 < offset <= max_offset or digest != _scope_digest(scope):
+        raise Unprocessable("query.cursor", "not a cursor of this search (ask again without one)")
+    return offset
 
 
 async def paginate(

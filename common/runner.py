@@ -97,8 +97,11 @@ def run_service(service: str, app_module: str) -> None:
         fail(service, f"cannot listen on {settings.host}:{port}: {exc.strerror}", EXIT_BAD_SETTING)
 
     _exit_with_launcher()
+    from common.http_protocol import JiluHttpProtocol
+
     config = uvicorn.Config(
         module.create_app(settings),
+        http=JiluHttpProtocol,
         log_config=None,
         access_log=False,
         server_header=False,

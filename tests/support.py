@@ -16,6 +16,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from common.http_protocol import JiluHttpProtocol
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -61,7 +63,8 @@ async def serve_app(app: FastAPI) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    # The protocol the services run with (common/runner.py), so the wire behaves as deployed.
+    config = uvicorn.Config(app, http=JiluHttpProtocol, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()

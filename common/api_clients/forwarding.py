@@ -32,7 +32,10 @@ HOP_BY_HOP = {
     "host",
 }
 
-FORWARD_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# OPTIONS too: the owner knows which methods a path takes (`common.middleware.AllowedMethodsMiddleware`).
+FORWARD_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Response headers the server sending the answer writes itself: relayed, they would be doubled.
+SERVER_SET = {"date", "server"}
 
 
 def client_headers(request: Request) -> list[tuple[str, str]]:
@@ -64,7 +67,8 @@ def _has_body(request: Request) -> bool:
 
 def _response_headers(response: httpx.Response, target: ServiceClient) -> dict[str, str]:
     # Raw bytes are relayed, so content-encoding and content-length stay true.
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP | {"x-request-id"}}
+    dropped = HOP_BY_HOP | SERVER_SET | {"x-request-id"}
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in dropped}
     if "location" in headers:
         headers["location"] = _client_facing_location(headers["location"], target)
     return headers
@@ -114,6 +118,8 @@ def forwarding_router(prefixes: Iterable[str], service: str, *, tag: str) -> API
 
     async def relay(request: Request) -> StreamingResponse:
         return await forward(request, request.app.state.services[service])
+
+    relay.relays_to = service  # type: ignore[attr-defined]  # read by common.middleware.path_methods
 
     for prefix in prefixes:
         prefix = prefix.rstrip("/")

@@ -3,10 +3,10 @@ and web_service."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from common.deps import RedisDep, SessionDep
 from common.errors import (
@@ -40,19 +40,32 @@ router = APIRouter(prefix="/api/v1", tags=["records"], responses=error_responses
 DeviceId = Annotated[str | None, Header(alias="X-Device-ID", max_length=64, description="the sending device")]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=32, description='the version edited, e.g. "3"')]
 MAX_SEARCH_RESULTS = 100
+MAX_FILTER_TAGS = 10
 
 
 def filters_from_query(
-    kind: Annotated[Kind | None, Query()] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[
+        list[Kind] | None, Query(max_length=len(get_args(Kind)), description="repeat for any of several kinds")
+    ] = None,
+    tag: Annotated[
+        list[Annotated[str, Field(max_length=64)]] | None,
+        Query(max_length=MAX_FILTER_TAGS, description="repeat for records with all of several tags"),
+    ] = None,
     occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     occurred_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
 ) -> search.SearchFilters:
-    try:
-        tag_name = normalise_tag(tag) if tag else None
-    except ValueError as exc:  # too long once normalised: the caller's mistake, not a 500
-        raise Unprocessable("query.tag", str(exc)) from exc
-    return search.SearchFilters(kind, tag_name, occurred_from, occurred_to)
+    """`kind=note&kind=diary`: records of any of these kinds; `tag=a&tag=b`: records with
+    every one of these tags; `from` (inclusive) and `to` (exclusive) bound `occurred_at`."""
+    tag_names: list[str] = []
+    for n, name in enumerate(tag or []):
+        try:
+            normalised = normalise_tag(name) if name else None
+        except ValueError as exc:  # too long once normalised: the caller's mistake, not a 500
+            raise Unprocessable(f"query.tag.{n}", str(exc)) from exc
+        if normalised and normalised not in tag_names:
+            tag_names.append(normalised)
+    kinds = tuple(dict.fromkeys(kind or []))
+    return search.SearchFilters(kinds, tuple(tag_names), occurred_from, occurred_to)
 
 
 Filters = Annotated[search.SearchFilters, Depends(filters_from_query)]
@@ -88,11 +101,13 @@ async def create_record(
     return _with_etag(response, record_public(record))
 
 
-@router.get("/records", response_model=Page[RecordPublic])
+@router.get("/records", response_model=Page[RecordPublic], responses=error_responses(BadRequest))
 async def list_records(
     user: CurrentUser, session: SessionDep, filters: Filters, limit: PageLimit = 50, cursor: PageCursor = None
 ) -> Page[RecordPublic]:
-    """The caller's records, newest `occurred_at` first; filter by kind, tag and time range."""
+    """The caller's records, newest `occurred_at` first; filter by kind (repeat `kind` for any
+    of several), tag (repeat `tag` for records with all of several) and time range
+    (`from` inclusive, `to` exclusive). Keep the same filters while following `next_cursor`."""
     rows, next_cursor = await service.list_page(session, user.id, limit=limit, cursor=cursor, filters=filters)
     return Page[RecordPublic](items=[record_public(r) for r in rows], next_cursor=next_cursor)
 
@@ -170,16 +185,19 @@ async def list_tags(user: CurrentUser, session: SessionDep) -> list[TagCount]:
     return await service.tag_counts(session, user.id)
 
 
-@router.get("/search", response_model=Page[SearchHit])
+@router.get("/search", response_model=Page[SearchHit], responses=error_responses(Unprocessable))
 async def search_records(
     user: CurrentUser,
     session: SessionDep,
     filters: Filters,
     q: Annotated[str, Query(min_length=1, max_length=200, description="Chinese, English or both")],
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = 20,
+    cursor: PageCursor = None,
 ) -> Page[SearchHit]:
-    """The caller's records that match `q`, best first, each with a highlighted excerpt. One
-    ranked page: `next_cursor` is always null; ask for a larger `limit` to see more."""
-    hits = await search.search(session, user.id, q, limit=limit, filters=filters)
+    """The caller's records that match every word of `q`, best first, each with a highlighted
+    excerpt; the same filters as `GET /api/v1/records`. Pages: pass `next_cursor` back as
+    `cursor` with the same `q` and filters (a cursor of another search, or of another user,
+    is 422); it is null on the last page and after the first 1,000 results."""
+    hits, next_cursor = await search.search_page(session, user.id, q, limit=limit, cursor=cursor, filters=filters)
     items = [SearchHit(record=record_public(r), score=score, highlight=snippet) for r, score, snippet in hits]
-    return Page[SearchHit](items=items, next_cursor=None)
+    return Page[SearchHit](items=items, next_cursor=next_cursor)

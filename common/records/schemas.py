@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 from common.records.storable import unstorable
 from common.records.tags import MAX_TAGS, normalise_tags
 
 Kind = Literal["note", "diary", "todo", "photo", "screenshot", "voice", "link"]
+# Why a pushed item was not applied: `conflict` results say `version_conflict` or `deleted`;
+# `rejected` ones the rest (`invalid_item`: the item itself is malformed; `invalid_data`: its
+# `data` fails the record's schema; `unusable_id`: no record of the caller's has that id;
+# `unstorable`: the database refused it).
+PushErrorCode = Literal["version_conflict", "deleted", "invalid_item", "invalid_data", "unusable_id", "unstorable"]
 AiStatus = Literal["pending", "running", "done", "failed", "skipped"]
 MAX_CONTENT_CHARS = 200_000
 Title = Annotated[str, Field(max_length=200)]
@@ -51,10 +56,18 @@ class RecordBase(_Storable):
     ai_opt_out: bool = False
 
 
+# Record fields only the server writes: sent in a body, they are refused as read-only
+# (a 422 saying so, see `common.field_problems`) rather than as unknown.
+SERVER_OWNED_FIELDS = frozenset(
+    {"owner_id", "created_at", "updated_at", "deleted_at", "shared", "attachments", "ai", "deleted"}
+)
+
+
 class RecordCreate(RecordBase):
     """A new record; `id` may be made on the device (then a repeated create is idempotent)."""
 
     model_config = ConfigDict(extra="forbid")
+    read_only_fields: ClassVar[frozenset[str]] = SERVER_OWNED_FIELDS | {"version"}
 
     id: ClientId | None = None
 
@@ -63,6 +76,7 @@ class RecordUpdate(_Storable):
     """Fields to change; `version` (or the If-Match header) names the version edited."""
 
     model_config = ConfigDict(extra="forbid")
+    read_only_fields: ClassVar[frozenset[str]] = SERVER_OWNED_FIELDS | {"id"}
 
     version: Annotated[int, Field(ge=1)] | None = None
     kind: Kind | None = None
@@ -79,8 +93,17 @@ class AttachmentPublic(BaseModel):
     size: int
     sha256: str
     filename: str | None
-    url: str
-    thumbnail_url: str | None
+    url: str = Field(
+        description="a signed, absolute URL of the file, fetched without an Authorization header "
+        "until `expires` (JILU_ATTACHMENT_URL_SECONDS, at least); read the record again for a fresh one"
+    )
+    thumbnail_url: str | None = Field(description="the same for the JPEG thumbnail; null when there is none")
+
+
+class AttachmentUploaded(AttachmentPublic):
+    """The attachment just added, and the version its record moved to (also in `ETag`)."""
+
+    record_version: int = Field(description="the record's new version: base your next edit on it")
 
 
 class AiInfo(BaseModel):
@@ -153,27 +176,68 @@ class SyncChanges(BaseModel):
     has_more: bool
 
 
+class SyncCursorAheadError(BaseModel):
+    """409 `cursor_ahead`: `since` is past the server's change sequence (it was restored from
+    a backup); resync from `since=0` (docs/records.md, "Full resync")."""
+
+    error: Literal["cursor_ahead"]
+    detail: str
+    cursor: int = Field(description="the server's current cursor, for the record; a resync starts from 0")
+
+
 class SyncPushItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: ClientId
     op: Literal["upsert", "delete"]
     base_version: Annotated[int, Field(ge=0)] = 0
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = Field(
+        default=None, description="for an upsert, the record's fields as in `POST /api/v1/records` (new) or PATCH"
+    )
+
+
+MAX_PUSH_ITEMS = 500
+
+# Each item is validated on its own by the push (a malformed one is `rejected` on its own
+# line, the others still apply), so the body takes any JSON value per item; its schema, and
+# hence a generated client, still says the items are `SyncPushItem`s.
+PushItemIn = Annotated[Any, PlainValidator(lambda item: item, json_schema_input_type=SyncPushItem)]
 
 
 class SyncPush(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": "pixel-8",
+                    "items": [
+                        {
+                            "id": "01937c2e-8a4b-7cc0-9a1e-5f0c3b2d4e6f",
+                            "op": "upsert",
+                            "base_version": 0,
+                            "data": {"kind": "diary", "content": "written offline"},
+                        },
+                        {"id": "01937c2e-9b5c-7dd1-8b2f-6a1d4c3e5f70", "op": "delete", "base_version": 3},
+                    ],
+                }
+            ]
+        },
+    )
 
     device_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    items: Annotated[list[SyncPushItem], Field(min_length=1, max_length=500)]
+    items: Annotated[
+        list[PushItemIn],
+        Field(max_length=MAX_PUSH_ITEMS, description=f"at most {MAX_PUSH_ITEMS}; an empty batch answers no results"),
+    ]
 
 
 class SyncResult(BaseModel):
-    id: str
+    id: str | None = Field(description="the item's id; null when the item had no usable one (it is `rejected`)")
     status: Literal["applied", "conflict", "rejected"]
     record: RecordPublic | Tombstone | None = None
-    error: str | None = None
+    code: PushErrorCode | None = Field(default=None, description="why an item was not applied, as a code")
+    error: str | None = Field(default=None, description="why, in words, naming the field at fault")
 
 
 class SyncPushResult(BaseModel):

@@ -12,18 +12,22 @@ the ones with the most of its words first (then by rank), also in one statement.
 records with every word already fill the page, `match_any` matches only those: the others
 could not make the cut, and matching any word of a common query touches most of a large
 account.
+
+Results page by offset (`search_page`): equal scores are ordered by record id, inside the
+FTS5 cut too, so the order is total and consecutive pages neither repeat nor skip a record.
 """
 
 from __future__ import annotations
 
 import functools
 import html
+import json
 import logging
 import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jieba
@@ -52,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 from sqlalchemy.sql.expression import TableClause
 
+from common.pagination import decode_offset_cursor, encode_offset_cursor
 from common.records.crud import owned_records
 from common.records.models import Record, RecordTag
 
@@ -213,8 +218,11 @@ async def unindex_record(session: AsyncSession, record_id: str) -> None:
 
 @dataclass(frozen=True)
 class SearchFilters:
-    kind: str | None = None
-    tag: str | None = None
+    """What lists and searches are narrowed to: any of `kinds` (a record has one kind), all
+    of `tags` (each tag narrows further), `occurred_at` in [from, to)."""
+
+    kinds: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
     occurred_from: datetime | None = None
     occurred_to: datetime | None = None
     # Leave out records that opted out of AI (what a remote provider may be shown).
@@ -224,32 +232,32 @@ class SearchFilters:
     def shape(self) -> FilterShape:
         """Which filters are set, without their values."""
         return FilterShape(
-            bool(self.kind), bool(self.tag), bool(self.occurred_from), bool(self.occurred_to), self.ai_allowed_only
+            bool(self.kinds), len(self.tags), bool(self.occurred_from), bool(self.occurred_to), self.ai_allowed_only
         )
 
     @property
     def params(self) -> dict[str, Any]:
         """The values of the bound parameters that `filter_conditions(self.shape)` names."""
-        values = {
-            "filter_kind": self.kind,
-            "filter_tag": self.tag,
+        values: dict[str, Any] = {
+            "filter_kinds": list(self.kinds),
             "filter_from": self.occurred_from,
             "filter_to": self.occurred_to,
+            **{f"filter_tag_{n}": tag for n, tag in enumerate(self.tags)},
         }
         return {name: value for name, value in values.items() if value}
 
 
 @dataclass(frozen=True)
 class FilterShape:
-    kind: bool = False
-    tag: bool = False
+    kinds: bool = False
+    tags: int = 0  # how many: each is a condition of its own
     occurred_from: bool = False
     occurred_to: bool = False
     ai_allowed_only: bool = False
 
     @property
     def any(self) -> bool:
-        return any((self.kind, self.tag, self.occurred_from, self.occurred_to, self.ai_allowed_only))
+        return any((self.kinds, self.tags, self.occurred_from, self.occurred_to, self.ai_allowed_only))
 
 
 def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
@@ -258,10 +266,11 @@ def filter_conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if shape.ai_allowed_only:
         conditions.append(Record.ai_opt_out.is_(False))
-    if shape.kind:
-        conditions.append(Record.kind == bindparam("filter_kind"))
-    if shape.tag:
-        conditions.append(Record.id.in_(select(RecordTag.record_id).where(RecordTag.name == bindparam("filter_tag"))))
+    if shape.kinds:
+        conditions.append(Record.kind.in_(bindparam("filter_kinds", expanding=True)))
+    for n in range(shape.tags):
+        tagged = select(RecordTag.record_id).where(RecordTag.name == bindparam(f"filter_tag_{n}"))
+        conditions.append(Record.id.in_(tagged))
     if shape.occurred_from:
         conditions.append(Record.occurred_at >= bindparam("filter_from"))
     if shape.occurred_to:
@@ -281,16 +290,53 @@ async def search(
     query: str,
     *,
     limit: int,
+    offset: int = 0,
     filters: SearchFilters = SearchFilters(),
     match_any: bool = False,
 ) -> list[tuple[Record, float, str]]:
     """The owner's best-matching live records: (record, score, highlighted snippet).
 
     Records with every word of the query; with `match_any`, records with any of them, those
-    with the most of the words first and then by score. One statement either way."""
+    with the most of the words first and then by score. One statement either way. Equal
+    scores are ordered by id (newest first), so `offset` pages through one fixed order."""
     terms = parse_query(query)
-    hits = await ranked_records(session, owner_id, terms, limit=limit, filters=filters, match_any=match_any)
+    hits = await ranked_records(
+        session, owner_id, terms, limit=limit, offset=offset, filters=filters, match_any=match_any
+    )
     return [(record, score, highlight(record, terms)) for record, score in hits]
+
+
+# Paging stops this deep into the results: a search is for finding, and an offset costs more
+# the deeper it goes. A query that matches more is refined, not paged through.
+MAX_SEARCH_DEPTH = 1000
+
+
+async def search_page(
+    session: AsyncSession,
+    owner_id: str,
+    query: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    filters: SearchFilters = SearchFilters(),
+) -> tuple[list[tuple[Record, float, str]], str | None]:
+    """One page of `search`, and the cursor of the next (None on the last page). A cursor is
+    good only for the owner, query and filters it was made for: another is a 422."""
+    scope = _page_scope(owner_id, query, filters)
+    offset = decode_offset_cursor(cursor, scope, max_offset=MAX_SEARCH_DEPTH - 1) if cursor else 0
+    take = min(limit, MAX_SEARCH_DEPTH - offset)
+    hits = await search(session, owner_id, query, limit=take + 1, offset=offset, filters=filters)
+    if len(hits) <= take or offset + take >= MAX_SEARCH_DEPTH:
+        return hits[:take], None
+    return hits[:take], encode_offset_cursor(offset + take, scope)
+
+
+def _page_scope(owner_id: str, query: str, filters: SearchFilters) -> str:
+    """What a search cursor is bound to: the owner, the query and the filters."""
+    bounds = (filters.occurred_from, filters.occurred_to)
+    when = [moment.astimezone(UTC).isoformat() if moment else None for moment in bounds]  # one instant, one text
+    kinds, tags = sorted(set(filters.kinds)), sorted(set(filters.tags))
+    return json.dumps([owner_id, query, kinds, tags, *when, filters.ai_allowed_only], ensure_ascii=False)
 
 
 async def ranked_records(
@@ -299,6 +345,7 @@ async def ranked_records(
     terms: list[Term],
     *,
     limit: int,
+    offset: int = 0,
     filters: SearchFilters = SearchFilters(),
     match_any: bool = False,
     with_attachments: bool = True,
@@ -315,7 +362,7 @@ async def ranked_records(
         return []
     count_words = match_any and len(terms) > 1
     sqlite = _is_sqlite(session)
-    shape = _QueryShape(sqlite, len(terms), limit, count_words, filters.shape, with_attachments)
+    shape = _QueryShape(sqlite, len(terms), limit, offset, count_words, filters.shape, with_attachments)
     params: dict[str, Any] = {**filters.params, "owner_id": owner_id}
     if sqlite:
         owner = f'owner_id : "{owner_token(owner_id)}"'
@@ -335,6 +382,7 @@ class _QueryShape:
     sqlite: bool
     words: int
     limit: int
+    offset: int
     count_words: bool
     filters: FilterShape
     with_attachments: bool
@@ -395,7 +443,7 @@ def _sqlite_statement(shape: _QueryShape) -> Select[Any]:
             .with_only_columns(Record.id)
             .join(every_hit, every_hit.c.record_id == Record.id)
         )
-        filled = _fills(with_every_word, shape.limit, shape.filters)
+        filled = _fills(with_every_word, shape.offset + shape.limit, shape.filters)
         # How many of the words a record has: one more FTS5 lookup per word, inside this
         # statement, made on first use, so not at all when the records with every word fill.
         has_each = " + ".join(
@@ -409,17 +457,20 @@ def _sqlite_statement(shape: _QueryShape) -> Select[Any]:
             .add_columns(words.label("words"))
             .order_by(literal_column("words").desc())
         )
-    ranked = ranked.order_by(literal_column("rank"))
+    # Ties broken by id inside and out, so the cut here keeps exactly the records the page
+    # (and the pages before it) shows.
+    ranked = ranked.order_by(literal_column("rank"), literal_column("record_id").desc())
     if not shape.filters.any:
-        ranked = ranked.limit(shape.limit)
+        ranked = ranked.limit(shape.offset + shape.limit)
     hits = ranked.subquery("hits")
     order = [hits.c.words.desc()] if shape.count_words else []
     return (
         _owned(shape)
         .join(hits, hits.c.record_id == Record.id)
         .add_columns((-hits.c.rank).label("score"))
-        .order_by(*order, hits.c.rank, Record.occurred_at.desc())
+        .order_by(*order, hits.c.rank, Record.id.desc())
         .limit(shape.limit)
+        .offset(shape.offset)
     )
 
 
@@ -441,12 +492,12 @@ def _postgresql_statement(shape: _QueryShape) -> Select[Any]:
             .join(every_hit, every_hit.c.record_id == Record.id)
             .where(every_hit.c.owner_id == owner_id, literal_column("every_hit.document").op("@@")(tsquery("ts_every")))
         )
-        filled = _fills(with_every_word, shape.limit, shape.filters)
+        filled = _fills(with_every_word, shape.offset + shape.limit, shape.filters)
         query = func.to_tsquery(
             "simple", case((filled, bindparam("ts_every", type_=String)), else_=bindparam("ts_any", type_=String))
         )
     score = func.ts_rank(document, query)
-    order: list[Any] = [score.desc(), Record.occurred_at.desc()]
+    order: list[Any] = [score.desc(), Record.id.desc()]
     if shape.count_words:
         order.insert(0, _how_many([document.op("@@")(tsquery(f"ts_word_{n}")) for n in range(shape.words)]).desc())
     return (
@@ -456,6 +507,7 @@ def _postgresql_statement(shape: _QueryShape) -> Select[Any]:
         .add_columns(score.label("score"))
         .order_by(*order)
         .limit(shape.limit)
+        .offset(shape.offset)
     )
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from common.records.attachments.links import AttachmentLinks, current_links
 from common.records.models import Attachment, Record
 from common.records.schemas import AiInfo, AttachmentPublic, PublicRecord, RecordPublic, Tombstone, TrashedRecord
 
 API_PREFIX = "/api/v1"
 
 
-def attachment_public(attachment: Attachment) -> AttachmentPublic:
-    url = f"{API_PREFIX}/attachments/{attachment.id}"
+def attachment_public(attachment: Attachment, links: AttachmentLinks | None = None) -> AttachmentPublic:
+    """The attachment with signed, absolute URLs for the port answering the request (see
+    `common.records.attachments.links`); outside a request, the bearer routes' paths."""
+    links = links or current_links()
+    if links is None:
+        url = f"{API_PREFIX}/attachments/{attachment.id}"
+        thumbnail_url = f"{url}?thumb=1"
+    else:
+        url = links.url(attachment.id, "original", attachment.owner_id)
+        thumbnail_url = links.url(attachment.id, "thumb", attachment.owner_id)
     return AttachmentPublic(
         id=attachment.id,
         content_type=attachment.content_type,
@@ -17,7 +26,7 @@ def attachment_public(attachment: Attachment) -> AttachmentPublic:
         sha256=attachment.sha256,
         filename=attachment.filename,
         url=url,
-        thumbnail_url=f"{url}?thumb=1" if attachment.has_thumbnail else None,
+        thumbnail_url=thumbnail_url if attachment.has_thumbnail else None,
     )
 
 

@@ -5,6 +5,10 @@ are checked without calling user_service: the JWT by its signature and claims, t
 Redis (its session still open, its id not denied); an API token by its hash (cached briefly
 in Redis). The user's standing (active, role) comes from Redis, else the database.
 If Redis cannot be reached, authentication fails closed with 503.
+
+A refusal is a 401 whose code tells the client what to do: `unauthorized` (no credentials),
+`token_expired` (refresh, then retry), `invalid_token` (not a token of ours, or a revoked or
+expired API token) or `session_ended` (log in again); see `common.errors`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.errors import Forbidden, ServiceUnavailable, Unauthorized
+from common.errors import Forbidden, ServiceUnavailable, SessionEnded, TokenExpired, TokenInvalid, Unauthorized
 from common.security.api_tokens import (
     API_TOKEN_PREFIX,
     CACHE_TTL,
@@ -38,7 +42,7 @@ from common.security.sessions import (
     session_key,
     standing_key,
 )
-from common.security.tokens import InvalidToken, TokenCodec
+from common.security.tokens import ExpiredToken, InvalidToken, TokenCodec
 from common.users.models import ApiToken, User
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -71,7 +75,7 @@ async def _load_standing(request: Request, user_id: str, cached: str | None) -> 
     async with request.app.state.sessionmaker() as session:
         row = (await session.execute(select(User.is_active, User.role).where(User.id == user_id))).first()
     if row is None:
-        raise Unauthorized("unknown user")
+        raise TokenInvalid("the token names no known user")
     standing = Standing(is_active=bool(row.is_active), role=str(row.role))
     await cache_standing(request.app.state.redis, user_id, standing, authoritative=False)
     return standing
@@ -92,11 +96,13 @@ async def _from_access_token(request: Request, token: str) -> tuple[AuthUser, st
     codec: TokenCodec = request.app.state.tokens
     try:
         claims = codec.decode(token, "access")
+    except ExpiredToken as exc:
+        raise TokenExpired("the access token has expired; refresh it") from exc
     except InvalidToken as exc:
-        raise Unauthorized("invalid or expired token") from exc
+        raise TokenInvalid("invalid access token") from exc
     session_open, standing = await _session_state(request.app.state.redis, claims.sub, claims.sid, claims.jti)
     if not session_open:
-        raise Unauthorized("the session has ended; log in again")
+        raise SessionEnded("the session has ended; log in again")
     user = AuthUser(
         id=claims.sub,
         role="user",
@@ -113,14 +119,14 @@ async def _from_api_token(request: Request, token: str) -> tuple[AuthUser, str |
     token_hash = hash_api_token(token)
     cached = await redis.get(api_token_cache_key(token_hash))
     if cached == REVOKED:
-        raise Unauthorized("invalid API token")
+        raise TokenInvalid("invalid API token")
     if cached is not None:
         record = json.loads(cached)
     else:
         async with request.app.state.sessionmaker() as session:
             row = (await session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash))).scalar()
         if row is None:
-            raise Unauthorized("invalid API token")
+            raise TokenInvalid("invalid API token")
         record = {
             "id": row.id,
             "user_id": row.user_id,
@@ -130,7 +136,8 @@ async def _from_api_token(request: Request, token: str) -> tuple[AuthUser, str |
         # NX: never overwrite the tombstone a concurrent revocation wrote.
         await redis.set(api_token_cache_key(token_hash), json.dumps(record), ex=CACHE_TTL, nx=True)
     if record["expires_at"] and datetime.fromisoformat(record["expires_at"]) <= datetime.now(UTC):
-        raise Unauthorized("the API token has expired")
+        # Not `token_expired`: that tells a client to refresh, and an API token cannot be.
+        raise TokenInvalid("the API token has expired")
     if await redis.set(api_token_used_key(record["id"]), "1", nx=True, ex=LAST_USED_RESOLUTION):
         async with request.app.state.sessionmaker() as session, session.begin():
             await session.execute(

@@ -7,6 +7,8 @@ or `scope`. `decode` checks both, so one can never pass for the other.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,10 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "typ"]
 
 class InvalidToken(Exception):
     pass
+
+
+class ExpiredToken(InvalidToken):
+    """A genuine token past its `exp`."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +53,32 @@ class IssuedToken:
 class TokenCodec:
     def __init__(self, secret: str, access_minutes: int, refresh_days: int) -> None:
         self._key = derive_key(secret, "jwt")
+        self._successor_key = derive_key(secret, "refresh-successor")
         self.access_lifetime = timedelta(minutes=access_minutes)
         self.refresh_lifetime = timedelta(days=refresh_days)
 
-    def issue(self, typ: TokenType, user_id: str, session_id: str, scopes: tuple[str, ...] = ()) -> IssuedToken:
-        now = datetime.now(UTC).replace(microsecond=0)
+    def issue(
+        self,
+        typ: TokenType,
+        user_id: str,
+        session_id: str,
+        scopes: tuple[str, ...] = (),
+        *,
+        jti: str | None = None,
+        issued_at: datetime | None = None,
+    ) -> IssuedToken:
+        """A signed token. Given the same `jti` and `issued_at` (whole seconds), the same
+        claims give the same bytes: HS256 is deterministic, which lets a refresh be replayed."""
+        now = (issued_at or datetime.now(UTC)).replace(microsecond=0)
         lifetime = self.access_lifetime if typ == "access" else self.refresh_lifetime
         claims = TokenClaims(
-            sub=user_id, jti=uuid.uuid4().hex, typ=typ, sid=session_id, exp=now + lifetime, iat=now, scopes=scopes
+            sub=user_id,
+            jti=jti or uuid.uuid4().hex,
+            typ=typ,
+            sid=session_id,
+            exp=now + lifetime,
+            iat=now,
+            scopes=scopes,
         )
         payload: dict[str, Any] = {
             "iss": ISSUER,
@@ -71,19 +95,40 @@ class TokenCodec:
             payload.update(fam=session_id)
         return IssuedToken(jwt.encode(payload, self._key, algorithm=ALGORITHM), claims)
 
+    def successor_jtis(self, refresh_jti: str) -> tuple[str, str]:
+        """The ids (access, refresh) of the pair that replaces the refresh token `refresh_jti`:
+        derived, not random, so a retried refresh can be answered with the very same pair
+        without any token being stored. Unguessable without the instance secret."""
+        digest = hmac.new(self._successor_key, refresh_jti.encode(), hashlib.sha256).hexdigest()
+        return digest[:32], digest[32:]
+
     def decode(self, token: str, expected: TokenType) -> TokenClaims:
-        """Verify signature, algorithm, issuer, audience, expiry and the token's kind."""
+        """Verify signature, algorithm, issuer, audience, expiry and the token's kind.
+        `ExpiredToken` only for a token that would otherwise pass (of the kind expected)."""
         try:
-            payload = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                issuer=ISSUER,
-                options={"require": REQUIRED_CLAIMS},
-            )
+            try:
+                payload, expired = self._verified(token, verify_exp=True), False
+            except jwt.ExpiredSignatureError:
+                payload, expired = self._verified(token, verify_exp=False), True
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from exc
+        claims = self._claims(payload, expected)
+        if expired:
+            raise ExpiredToken("token expired")
+        return claims
+
+    def _verified(self, token: str, *, verify_exp: bool) -> dict[str, Any]:
+        return jwt.decode(
+            token,
+            self._key,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": REQUIRED_CLAIMS, "verify_exp": verify_exp},
+        )
+
+    @staticmethod
+    def _claims(payload: dict[str, Any], expected: TokenType) -> TokenClaims:
         if payload.get("typ") != expected:
             raise InvalidToken("wrong token type")
         if expected == "access":

@@ -71,7 +71,7 @@ class ChatStack:
         url = f"/api/v1/chat/conversations/{conversation_id}/messages"
         body = {"content": content, "stream": True}
         async with (client or self.mobile).stream("POST", url, headers=self.headers[username], json=body) as response:
-            if response.status_code != 200:
+            if response.status_code != 201:
                 await response.aread()
                 return response, []
             events = [event async for event in sse_events(response)]

@@ -251,7 +251,7 @@ async def test_a_streamed_answer_through_each_port_is_deltas_then_the_stored_mes
 
         response, events = await chat.ask_streaming("alice", conversation, QUESTION, client=client)
 
-        assert response.status_code == 200
+        assert response.status_code == 201
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         assert response.headers["x-accel-buffering"] == "no"
@@ -262,6 +262,28 @@ async def test_a_streamed_answer_through_each_port_is_deltas_then_the_stored_mes
         assert done["role"] == "assistant" and done["citations"] == [meeting["id"]]
         stored = (await client.get(f"/api/v1/chat/conversations/{conversation}", headers=chat.headers["alice"])).json()
         assert stored["messages"]["items"][0] == done
+
+
+async def test_a_question_answers_201_streamed_or_not_on_every_port(stack) -> None:
+    """A question creates a message either way, so both answer 201 (JSON, or the stream whose
+    `done` event carries the message); the OpenAPI says so under one status."""
+    async with stack() as chat:
+        await chat.record("alice", content=MEETING)
+        for client in (chat.llm, chat.mobile, chat.web):
+            conversation = await chat.conversation("alice", client=client)
+
+            plain = await chat.ask("alice", conversation, QUESTION, client=client)
+            streamed, events = await chat.ask_streaming("alice", conversation, QUESTION, client=client)
+
+            assert plain.status_code == streamed.status_code == 201, (plain.text, client.base_url)
+            assert plain.headers["content-type"].startswith("application/json")
+            assert streamed.headers["content-type"].startswith("text/event-stream")
+            assert plain.json()["role"] == events_named(events, "done")[0]["role"] == "assistant"
+
+        schema = (await chat.llm.get("/openapi.json")).json()
+        operation = schema["paths"]["/api/v1/chat/conversations/{conversation_id}/messages"]["post"]
+        assert "200" not in operation["responses"]
+        assert set(operation["responses"]["201"]["content"]) == {"application/json", "text/event-stream"}
 
 
 # -- answers through the (fake) remote provider ---------------------------------------------
@@ -288,7 +310,7 @@ async def test_remote_answers_stream_the_providers_chunks_and_cite_only_given_re
 
         response, events = await chat.ask_streaming("alice", conversation, "预算讨论了什么？")
 
-        assert response.status_code == 200
+        assert response.status_code == 201
         assert [d["text"] for d in events_named(events, "delta")] == chunks
         done = events_named(events, "done")[0]
         assert done["content"] == "".join(chunks)
@@ -313,7 +335,7 @@ async def test_opted_out_records_do_not_take_the_places_of_remote_context(stack,
 
         response, events = await chat.ask_streaming("alice", conversation, "预算 广告 marketing 怎么安排？")
 
-        assert response.status_code == 200
+        assert response.status_code == 201
         assert events_named(events, "done")[0]["citations"] == [allowed["id"]]
         sent = chat_text(fake)
         assert "河马方案公开" in sent, "an opted-out record took the allowed record's place"
@@ -478,7 +500,7 @@ async def test_provider_faults_in_a_stream_are_an_error_event_and_the_next_quest
 
             response, events = await chat.ask_streaming("alice", conversation, "你好", client=chat.web)
 
-            assert response.status_code == 200, name
+            assert response.status_code == 201, name
             assert [event.event for event in events if event.event not in ("delta", "comment")] == ["error"], name
             error = events_named(events, "error")[0]
             assert set(error) == {"error", "detail"} and error["error"] == "llm_provider_error", (name, error)

@@ -75,7 +75,8 @@ async def test_the_offline_provider_is_never_counted(make_stack) -> None:
 async def test_usage_wants_a_login(make_stack) -> None:
     async with make_stack() as stack:
         for headers in ({}, {"Authorization": "Bearer not-a-token"}):
-            assert_error(await stack.llm.get(USAGE, headers=headers), 401, "unauthorized")
+            code = "invalid_token" if headers else "unauthorized"
+            assert_error(await stack.llm.get(USAGE, headers=headers), 401, code)
 
 
 async def test_the_day_and_its_reset_come_from_one_moment(make_settings: Callable[..., Any], redis: Any) -> None:

@@ -18,6 +18,8 @@ from common.api_clients import ServiceClient, forward, forwarding_router
 from common.app import create_service_app
 from tests.common.conftest import Probe
 from tests.support import app_client, assert_error, free_port, serve_app
+from user_service.app.config import UserSettings
+from user_service.app.main import create_app as create_user_app
 from web_service.app.config import WebSettings
 
 # Only a deadlock (a buffered stream) could take this long; it is no performance threshold.
@@ -134,3 +136,20 @@ async def test_too_slow_service_is_504(make_settings: Callable[..., Any], downst
     async with app_client(app) as client:
         detail = assert_error(await client.get(path), 504, "upstream_timeout")
     assert detail == "user_service did not answer in time"
+
+
+async def test_a_forwarded_answer_has_one_date_and_server_header(
+    make_settings: Callable[..., Any], build_app: Callable[..., FastAPI]
+) -> None:
+    # Over real HTTP on both sides: uvicorn writes Date (and Server) itself, so the owner's
+    # copies would be doubled by the relay; the in-process transport shows neither.
+    async with serve_app(create_user_app(make_settings(UserSettings))) as user_url:
+        mobile = build_app("mobile", user_url=user_url)
+        async with serve_app(mobile) as url, httpx.AsyncClient(base_url=url) as client:
+            forwarded = await client.get("/api/v1/users/me")
+            local = await client.get("/api/v1/records")
+    assert_error(forwarded, 401, "unauthorized")
+    assert_error(local, 401, "unauthorized")
+    for response in (forwarded, local):
+        assert len(response.headers.get_list("date")) == 1, response.headers
+        assert len(response.headers.get_list("server")) == 1, response.headers

@@ -92,6 +92,17 @@ def ftyp(major: bytes, *compatible: bytes) -> bytes:
     return (8 + len(body)).to_bytes(4, "big") + b"ftyp" + body + bytes(64)
 
 
+def bearer_url(attachment: dict[str, Any]) -> str:
+    """The attachment's bearer route (its `url` is a signed link that needs no token)."""
+    return f"/api/v1/attachments/{attachment['id']}"
+
+
+def without_links(attachment: dict[str, Any]) -> dict[str, Any]:
+    """An attachment's fields bar its signed URLs (whose expiry moves every few minutes) and
+    an upload's `record_version`."""
+    return {k: v for k, v in attachment.items() if k not in ("url", "thumbnail_url", "record_version")}
+
+
 # -- the apps -----------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from tests.records.attachment_support import (
     Account,
     MakeStack,
     Stack,
+    bearer_url,
     image_bytes,
     open_stack,
 )
@@ -63,13 +64,13 @@ async def test_the_file_goes_with_its_last_reference(stack: Stack, owner: Accoun
     other = await stack.uploaded(owner, record["id"], b"something else", "c.txt")
     path, thumb = stack.storage.path(owner.id, a["sha256"]), stack.storage.thumbnail_path(owner.id, a["sha256"])
 
-    response = await stack.api.delete(a["url"], headers=owner.headers)
+    response = await stack.api.delete(bearer_url(a), headers=owner.headers)
     assert response.status_code == 204
     assert path.is_file() and thumb.is_file()  # b still refers to it
     assert (await stack.api.get(b["url"], headers=owner.headers)).content == data
     assert_error(await stack.api.get(a["url"], headers=owner.headers), 404, "not_found")
 
-    assert (await stack.api.delete(b["url"], headers=owner.headers)).status_code == 204
+    assert (await stack.api.delete(bearer_url(b), headers=owner.headers)).status_code == 204
     assert not path.exists() and not thumb.exists()
     assert stack.files() == [stack.storage.path(owner.id, other["sha256"])]
 

@@ -32,12 +32,14 @@ from tests.records.attachment_support import (
     Account,
     MakeStack,
     Stack,
+    bearer_url,
     ftyp,
     gps_exif,
     image_bytes,
     open_stack,
     two_colour_jpeg,
     wav_bytes,
+    without_links,
 )
 from tests.support import assert_error
 
@@ -83,32 +85,50 @@ async def test_upload_and_download_every_kind(stack: Stack, owner: Account) -> N
         response = await stack.upload(owner, record["id"], data, filename, "application/x-whatever")
         assert response.status_code == 201, response.text
         body = response.json()
-        assert set(body) == {"id", "content_type", "size", "sha256", "url", "thumbnail_url", "filename"}
+        assert set(body) == {
+            "id",
+            "content_type",
+            "size",
+            "sha256",
+            "url",
+            "thumbnail_url",
+            "filename",
+            "record_version",
+        }
         assert body["content_type"] == content_type
         assert body["size"] == len(data)
         assert body["sha256"] == hashlib.sha256(data).hexdigest()
         assert body["filename"] == filename
-        assert body["url"] == f"/api/v1/attachments/{body['id']}"
-        assert body["thumbnail_url"] == (f"{body['url']}?thumb=1" if thumbnail else None)
+        assert body["url"].startswith(f"http://testserver/api/v1/files/{body['id']}/original?")
+        if thumbnail:
+            assert body["thumbnail_url"].startswith(f"http://testserver/api/v1/files/{body['id']}/thumb?")
+        else:
+            assert body["thumbnail_url"] is None
 
-        download = await stack.api.get(body["url"], headers=owner.headers)
-        assert download.status_code == 200
-        assert download.content == data
-        assert download.headers["content-type"].split(";")[0] == content_type
-        assert (
-            download.headers["content-disposition"]
-            == f"{disposition}; filename=\"{filename}\"; filename*=UTF-8''{filename}"
-        )
-        assert download.headers["x-content-type-options"] == "nosniff"
-        assert download.headers["cache-control"] == "private"
+        # The bearer route and the signed URL (no token) send the same file the same way.
+        for download in (
+            await stack.api.get(bearer_url(body), headers=owner.headers),
+            await stack.api.get(body["url"]),
+        ):
+            assert download.status_code == 200
+            assert download.content == data
+            assert download.headers["content-type"].split(";")[0] == content_type
+            assert (
+                download.headers["content-disposition"]
+                == f"{disposition}; filename=\"{filename}\"; filename*=UTF-8''{filename}"
+            )
+            assert download.headers["x-content-type-options"] == "nosniff"
+            assert download.headers["cache-control"].startswith("private")
+            assert download.headers["etag"] == f'"{body["sha256"]}"'
         stored = stack.storage.path(owner.id, body["sha256"])
         assert stored.read_bytes() == data
 
-        thumb = await stack.api.get(body["url"], params={"thumb": 1}, headers=owner.headers)
+        thumb = await stack.api.get(bearer_url(body), params={"thumb": 1}, headers=owner.headers)
         if thumbnail:
             assert thumb.status_code == 200
             assert thumb.headers["content-type"] == "image/jpeg"
             assert thumb.content.startswith(b"\xff\xd8\xff")
+            assert (await stack.api.get(body["thumbnail_url"])).content == thumb.content
         else:
             assert_error(thumb, 404, "not_found")
     # Nothing is left in tmp/ once the uploads are in place.
@@ -119,7 +139,7 @@ async def test_a_non_ascii_name_is_sent_rfc5987_encoded(stack: Stack, owner: Acc
     record = await stack.record(owner)
     body = await stack.uploaded(owner, record["id"], "会议纪要".encode(), "dir/会议 纪要;v2.txt")
     assert body["filename"] == "会议 纪要;v2.txt"
-    download = await stack.api.get(body["url"], headers=owner.headers)
+    download = await stack.api.get(bearer_url(body), headers=owner.headers)
     assert download.headers["content-disposition"] == (
         "attachment; filename=\"__ ___v2.txt\"; filename*=UTF-8''%E4%BC%9A%E8%AE%AE%20%E7%BA%AA%E8%A6%81%3Bv2.txt"
     )
@@ -134,7 +154,8 @@ async def test_an_upload_is_a_new_version_of_the_record(stack: Stack, owner: Acc
 
     current = (await stack.api.get(f"{RECORDS}/{record['id']}", headers=owner.headers)).json()
     assert current["version"] == 2
-    assert current["attachments"] == [body]
+    assert [without_links(a) for a in current["attachments"]] == [without_links(body)]
+    assert body["record_version"] == 2
     assert await stack.scalar(select(Record.change_seq).where(Record.id == record["id"])) > seq_before
     _, last_event = (await stack.redis.xrange(RECORD_EVENTS_STREAM))[-1]  # type: ignore[index]
     assert isinstance(last_event, dict)
@@ -340,7 +361,7 @@ async def test_another_user_reaches_none_of_it(stack: Stack, owner: Account, str
     record = await stack.record(owner)
     data = image_bytes("JPEG", (640, 480))
     body = await stack.uploaded(owner, record["id"], data, "private.jpg")
-    url = body["url"]
+    url = bearer_url(body)
 
     assert_error(await stack.api.get(url, headers=stranger.headers), 404, "not_found")
     assert_error(await stack.api.get(url, params={"thumb": 1}, headers=stranger.headers), 404, "not_found")
@@ -369,7 +390,11 @@ async def test_attachments_of_a_deleted_record_are_gone(stack: Stack, owner: Acc
     record = await stack.record(owner)
     body = await stack.uploaded(owner, record["id"], image_bytes("PNG"), "a.png")
     assert (await stack.api.delete(f"{RECORDS}/{record['id']}", headers=owner.headers)).status_code == 204
-    assert_error(await stack.api.get(body["url"], headers=owner.headers), 404, "not_found")
-    assert_error(await stack.api.get(body["url"], params={"thumb": 1}, headers=owner.headers), 404, "not_found")
-    assert_error(await stack.api.delete(body["url"], headers=owner.headers), 404, "not_found")
+    url = bearer_url(body)
+    assert_error(await stack.api.get(url, headers=owner.headers), 404, "not_found")
+    assert_error(await stack.api.get(url, params={"thumb": 1}, headers=owner.headers), 404, "not_found")
+    assert_error(await stack.api.delete(url, headers=owner.headers), 404, "not_found")
+    # The signed URLs handed out while the record was live stop working too.
+    assert_error(await stack.api.get(body["url"]), 404, "not_found")
+    assert_error(await stack.api.get(body["thumbnail_url"]), 404, "not_found")
     assert_error(await stack.upload(owner, record["id"], b"late", "late.txt"), 404, "not_found")

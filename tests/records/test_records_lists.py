@@ -141,6 +141,49 @@ async def test_filters_by_kind_tag_and_time(
     assert await ids(kind="diary", tag="work", to="2024-01-01T00:00:00.000001Z") == [day1]
 
 
+async def test_several_kinds_are_any_of_and_several_tags_all_of(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    def make(at: str, kind: str, tags: tuple[str, ...] = ()) -> Any:
+        return records_stack.create(records_api, records_owner, occurred_at=at, kind=kind, tags=list(tags))
+
+    note = (await make("2024-01-01T00:00:00Z", "note", ("work",)))["id"]
+    diary = (await make("2024-01-02T00:00:00Z", "diary", ("work", "家")))["id"]
+    todo = (await make("2024-01-03T00:00:00Z", "todo", ("家",)))["id"]
+    diary2 = (await make("2024-01-04T00:00:00Z", "diary", ("WORK", "家", "trip")))["id"]
+    link = (await make("2024-01-05T00:00:00Z", "link"))["id"]
+
+    async def ids(**params: Any) -> list[str]:
+        # Pages of one: the cursor carries on with the same filters to the end.
+        return await all_pages(records_api, records_owner, limit=1, **params)
+
+    assert await ids(kind=["note", "diary"]) == [diary2, diary, note]
+    assert await ids(kind=["diary", "note", "diary"]) == [diary2, diary, note]  # repeats change nothing
+    assert await ids(kind=["todo", "link", "photo"]) == [link, todo]
+    assert await ids(kind=["photo", "voice"]) == []
+    assert await ids(tag=["work", "家"]) == [diary2, diary]  # every tag named
+    assert await ids(tag=["#Work", " 家 ", "trip"]) == [diary2]
+    assert await ids(tag=["work", "nothing"]) == []
+    assert await ids(tag=["work", "work"]) == [diary2, diary, note]
+    assert await ids(kind=["note", "todo"], tag=["家"]) == [todo]
+    assert await ids(kind=["note", "diary"], tag=["work"], to="2024-01-04T00:00:00Z") == [diary, note]
+    # One value is the single filter it always was; on the query string it reads the same.
+    assert await ids(kind="diary") == [diary2, diary]
+    response = await records_api.get(f"{RECORDS}?kind=note&kind=todo&limit=50", headers=records_owner.headers)
+    assert [item["id"] for item in response.json()["items"]] == [todo, note]
+
+    # A bad value among good ones names itself; too many tags are refused.
+    headers = records_owner.headers
+    response = await records_api.get(RECORDS, params={"kind": ["note", "essay"]}, headers=headers)
+    detail = assert_error(response, 422, "validation_error")
+    assert [problem["field"] for problem in detail] == ["query.kind.1"]  # type: ignore[attr-defined]
+    response = await records_api.get(RECORDS, params={"tag": ["ok", "x" * 40]}, headers=headers)
+    detail = assert_error(response, 422, "validation_error")
+    assert [problem["field"] for problem in detail] == ["query.tag.1"]  # type: ignore[attr-defined]
+    response = await records_api.get(RECORDS, params={"tag": [f"t{n}" for n in range(11)]}, headers=headers)
+    assert_error(response, 422, "validation_error")
+
+
 # -- tags ---------------------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@ follows every edit and delete and never crosses users."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import httpx
@@ -21,7 +23,8 @@ async def hits(client: httpx.AsyncClient, account: Account, q: str, **params: An
     response = await client.get(SEARCH, params={"q": q, **params}, headers=account.headers)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["next_cursor"] is None
+    # A next page only when this one is full.
+    assert body["next_cursor"] is None or len(body["items"]) == int(params.get("limit", 20))
     for hit in body["items"]:
         assert set(hit) == {"record", "score", "highlight"}
     return body["items"]
@@ -197,6 +200,141 @@ async def test_bad_and_empty_queries(
         assert response.status_code == 200, (query, response.text)
         assert response.json() == {"items": [], "next_cursor": None}, query
     assert len(await hits(search_api, records_owner, "budget*")) == 1
+
+
+# -- pages --------------------------------------------------------------------------------
+
+
+async def search_pages(
+    client: httpx.AsyncClient, account: Account, q: str, **params: Any
+) -> tuple[list[list[str]], list[str]]:
+    """Every page of a search, following `next_cursor`: the ids of each page, and the cursors."""
+    pages: list[list[str]] = []
+    cursors: list[str] = []
+    cursor = None
+    for _ in range(50):
+        response = await client.get(
+            SEARCH, params={"q": q, **params, **({"cursor": cursor} if cursor else {})}, headers=account.headers
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append([hit["record"]["id"] for hit in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages, cursors
+        cursors.append(cursor)
+    raise AssertionError("the pages never ended")
+
+
+def flat(pages: list[list[str]]) -> list[str]:
+    return [record_id for page in pages for record_id in page]
+
+
+async def test_search_results_page_with_a_cursor_without_duplicates_or_misses(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    # Records alike but for a number: equal scores, so only the tie-break keeps pages apart.
+    tied = [
+        (await records_stack.create(records_api, records_owner, content=f"预算 budget 第{n}号"))["id"] for n in range(7)
+    ]
+    best = (await records_stack.create(records_api, records_owner, title="预算 budget", content="预算 budget"))["id"]
+    await records_stack.create(records_api, records_owner, content="无关 unrelated")
+    whole = [hit["record"]["id"] for hit in await hits(records_api, records_owner, "预算 budget", limit=100)]
+
+    pages, cursors = await search_pages(records_api, records_owner, "预算 budget", limit=3)
+
+    assert [len(page) for page in pages] == [3, 3, 2]
+    flat = [record_id for page in pages for record_id in page]
+    assert flat == whole  # the same order as one big page: none repeated, none missed
+    assert sorted(flat) == sorted([*tied, best]) and flat[0] == best
+    assert len(set(cursors)) == len(cursors)
+    for cursor in cursors:  # opaque: nothing of the query or the owner in it
+        assert "预算" not in cursor and "budget" not in cursor and records_owner.id not in cursor
+    # A full last page ends with a null cursor too, not with an empty page after it.
+    pages, _ = await search_pages(records_api, records_owner, "预算 budget", limit=4)
+    assert [len(page) for page in pages] == [4, 4]
+    # The page size may change between pages: the cursor says where the next page starts.
+    first = (
+        await records_api.get(SEARCH, params={"q": "预算 budget", "limit": 2}, headers=records_owner.headers)
+    ).json()
+    response = await records_api.get(
+        SEARCH, params={"q": "预算 budget", "limit": 100, "cursor": first["next_cursor"]}, headers=records_owner.headers
+    )
+    assert [h["record"]["id"] for h in first["items"] + response.json()["items"]] == whole
+
+
+async def test_search_pages_keep_their_filters(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    async def make(kind: str, tags: list[str]) -> str:
+        return (await records_stack.create(search_api, records_owner, kind=kind, content="雨天 rain", tags=tags))["id"]
+
+    diaries = {await make("diary", ["home", "walk"]) for _ in range(3)}
+    notes = {await make("note", ["home"]) for _ in range(2)}
+    todos = {await make("todo", ["home", "walk"]) for _ in range(2)}
+
+    pages, cursors = await search_pages(search_api, records_owner, "雨天", kind=["diary", "todo"], limit=2)
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert set(flat(pages)) == diaries | todos
+    pages, _ = await search_pages(search_api, records_owner, "rain", tag=["home", "walk"], limit=2)
+    assert set(flat(pages)) == diaries | todos and len(flat(pages)) == 5
+    pages, _ = await search_pages(search_api, records_owner, "rain", tag=["home"], kind=["note"], limit=1)
+    assert flat(pages) == [*sorted(notes, reverse=True)] and len(pages) == 2
+
+    # A cursor answers only for the search it came from: other filters, another query.
+    headers = records_owner.headers
+    for params in ({"kind": "diary"}, {"kind": ["todo", "diary"], "tag": "walk"}, {}):
+        response = await search_api.get(SEARCH, params={"q": "雨天", "cursor": cursors[0], **params}, headers=headers)
+        detail = assert_error(response, 422, "validation_error")
+        assert [problem["field"] for problem in detail] == ["query.cursor"]  # type: ignore[attr-defined]
+    response = await search_api.get(SEARCH, params={"q": "rain", "cursor": cursors[0]}, headers=headers)
+    assert_error(response, 422, "validation_error")
+    # The same kinds in another order, or repeated, are the same search.
+    response = await search_api.get(
+        SEARCH, params={"q": "雨天", "kind": ["todo", "diary", "todo"], "cursor": cursors[0]}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_bad_search_cursors_are_422_and_another_users_reveals_nothing(
+    records_stack: RecordsStack, search_api: httpx.AsyncClient, records_owner: Account, records_stranger: Account
+) -> None:
+    for n in range(3):
+        await records_stack.create(search_api, records_owner, content=f"secret 预算 {n}")
+        await records_stack.create(search_api, records_stranger, content=f"secret 预算 theirs {n}")
+    first = (await search_api.get(SEARCH, params={"q": "预算", "limit": 1}, headers=records_owner.headers)).json()
+    cursor = first["next_cursor"]
+    assert cursor
+
+    # The stranger, holding the owner's cursor for the very same query, gets no page at all.
+    response = await search_api.get(SEARCH, params={"q": "预算", "cursor": cursor}, headers=records_stranger.headers)
+    detail = assert_error(response, 422, "validation_error")
+    assert "secret" not in response.text and records_owner.id not in response.text
+    assert [problem["field"] for problem in detail] == ["query.cursor"]  # type: ignore[attr-defined]
+
+    def forged(payload: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+    decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    for bad in (
+        "garbage!",
+        "bm90LWpzb24",  # "not-json"
+        forged([1, decoded["s"]]),
+        forged({"o": 0, "s": decoded["s"]}),
+        forged({"o": -1, "s": decoded["s"]}),
+        forged({"o": "1", "s": decoded["s"]}),
+        forged({"o": 1.5, "s": decoded["s"]}),
+        forged({"o": True, "s": decoded["s"]}),
+        forged({"o": 1000, "s": decoded["s"]}),  # past the depth search pages to
+        forged({"o": 1, "s": "someone-else"}),
+        forged({"o": 1}),
+        "x" * 201,
+    ):
+        response = await search_api.get(SEARCH, params={"q": "预算", "cursor": bad}, headers=records_owner.headers)
+        assert_error(response, 422, "validation_error")
+    # The cursor itself still works for its owner, and the pages end.
+    pages, _ = await search_pages(search_api, records_owner, "预算", limit=1)
+    assert len(pages) == 3 and all(len(page) == 1 for page in pages)
 
 
 # -- search() itself: match_any (chat grounding) and ai_allowed_only -----------------------

@@ -127,7 +127,7 @@ async def test_shared_record_is_readable_without_login(
     )
     link = await share(records_api, records_owner, record["id"])
     assert set(link) == {"slug", "url"}
-    assert link["url"] == f"/s/{link['slug']}"
+    assert link["url"] in (f"http://testserver/s/{link['slug']}", f"http://testserver:8000/s/{link['slug']}")
 
     # JSON, on the port that shared it, with no Authorization header.
     response = await records_api.get(f"/api/v1/public/{link['slug']}")
@@ -176,6 +176,56 @@ async def test_sharing_a_shared_record_returns_the_same_link(
     again = await share(records_api, records_owner, record["id"], status=200)
     assert again == first
     assert (await records_stack.record_row(record["id"])).version == version  # nothing changed
+
+
+async def test_share_urls_are_absolute_on_the_web_port(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_port: str, records_owner: Account
+) -> None:
+    """Made on either port, a link opens the web port's page: by default the request's host
+    (the web port number on the same host when the mobile port made it)."""
+    record = await records_stack.create(records_api, records_owner)
+    link = await share(records_api, records_owner, record["id"])
+    web_port = records_stack.apps[records_port].state.settings.web_port
+    expected = "http://testserver" if records_port == "web" else f"http://testserver:{web_port}"
+    assert link["url"] == f"{expected}/s/{link['slug']}"
+    response = await records_api.get(f"/api/v1/records/{record['id']}/share", headers=records_owner.headers)
+    assert response.json() == link
+    # The Host header as received, when no proxy is trusted.
+    headers = {**records_owner.headers, "Host": "phone.lan:8002"}
+    response = await records_api.get(f"/api/v1/records/{record['id']}/share", headers=headers)
+    host = "phone.lan:8002" if records_port == "web" else f"phone.lan:{web_port}"
+    assert response.json()["url"] == f"http://{host}/s/{link['slug']}"
+    # It opens the page.
+    page = await records_stack.web.get(link["url"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+
+async def test_share_urls_honour_forwarded_headers_from_trusted_proxies_only(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_port: str, records_owner: Account
+) -> None:
+    settings = records_stack.apps[records_port].state.settings
+    record = await records_stack.create(records_api, records_owner)
+    slug = (await share(records_api, records_owner, record["id"]))["slug"]
+    path = f"/api/v1/records/{record['id']}/share"
+    forwarded = {**records_owner.headers, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "jilu.example"}
+
+    # The in-process client's peer is 127.0.0.1: not trusted, so the headers are ignored.
+    untrusted = (await records_api.get(path, headers=forwarded)).json()["url"]
+    assert untrusted.startswith("http://testserver") and "jilu.example" not in untrusted
+
+    settings.trusted_proxies = ["127.0.0.1/32"]
+    trusted = (await records_api.get(path, headers=forwarded)).json()["url"]
+    if records_port == "web":
+        assert trusted == f"https://jilu.example/s/{slug}"
+    else:  # no JILU_PUBLIC_WEB_URL: the web port's number on the host the proxy was asked for
+        assert trusted == f"https://jilu.example:{settings.web_port}/s/{slug}"
+
+    # A configured web URL wins on both ports, proxy or not.
+    settings.public_web_url = "https://notes.example"
+    for headers in (forwarded, records_owner.headers):
+        assert (await records_api.get(path, headers=headers)).json()["url"] == f"https://notes.example/s/{slug}"
+    response = await records_api.post(path, headers=records_owner.headers)
+    assert response.status_code == 200 and response.json()["url"] == f"https://notes.example/s/{slug}"
 
 
 async def test_reading_a_link_never_makes_one(
@@ -435,9 +485,11 @@ async def test_share_page_over_real_http(
 ) -> None:
     """uvicorn serves the web app on its own loop in another thread, as in production."""
     record = await records_stack.create(records_stack.web, records_owner, title="真的服务器", content="- 一\n- 二")
-    link = await share(records_stack.web, records_owner, record["id"])
     app = create_web_app(make_settings(WebSettings, database_url=migrated_database_url))
     async with serve_app(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+        # Shared through the real server: the absolute link names the host and port it was asked on.
+        link = await share(client, records_owner, record["id"])
+        assert link["url"] == f"{base_url.rstrip('/')}/s/{link['slug']}"
         page = await client.get(link["url"])
         assert page.status_code == 200, page.text
         assert page.headers["content-security-policy"] == PAGE_CSP

@@ -153,7 +153,47 @@ BAD_FEED_PARAMS: list[dict[str, Any]] = [
 async def test_feed_parameters_out_of_range_are_422(records_stack: RecordsStack, records_owner: Account) -> None:
     for params in BAD_FEED_PARAMS:
         response = await records_stack.mobile.get(f"{SYNC}/changes", params=params, headers=records_owner.headers)
-        assert_error(response, 422, "validation_error")
+        detail = assert_error(response, 422, "validation_error")
+        # A malformed cursor is a validation error naming the parameter, like any other.
+        assert [problem["field"] for problem in detail] == [f"query.{next(iter(params))}"], detail  # type: ignore[attr-defined]
+
+
+async def test_a_cursor_ahead_of_the_server_is_409_with_the_current_cursor(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account, records_stranger: Account
+) -> None:
+    """A device that synced against a server later restored from an older backup holds a
+    cursor the server never reached: it is told so, with the server's cursor, instead of
+    getting empty pages while the changes numbered again below its cursor pass it by."""
+    owner = records_owner
+    # Nothing numbered yet: 0 is the only cursor there is.
+    response = await records_api.get(f"{SYNC}/changes", params={"since": 1}, headers=owner.headers)
+    assert response.status_code == 409, response.text
+    assert response.json() == {"error": "cursor_ahead", "detail": response.json()["detail"], "cursor": 0}
+    assert "since=0" in response.json()["detail"]
+    assert (await feed(records_api, owner, since=0)) == {"changes": [], "cursor": 0, "has_more": False}
+
+    made = [await records_stack.create(records_api, owner, content=f"note {n}") for n in range(3)]
+    # The stranger's changes do not move the owner's sequence: cursors are per owner.
+    for n in range(5):
+        await records_stack.create(records_api, records_stranger, content=f"theirs {n}")
+    head = (await feed(records_api, owner))["cursor"]
+    assert head == 3
+
+    at_head = await feed(records_api, owner, since=head)
+    for since in (head + 1, head + 1000, 2**63 - 1):
+        response = await records_api.get(f"{SYNC}/changes", params={"since": since}, headers=owner.headers)
+        assert response.status_code == 409, (since, response.text)
+        body = response.json()
+        assert set(body) == {"error", "detail", "cursor"} and body["error"] == "cursor_ahead"
+        assert body["cursor"] == head
+        assert response.headers.get("x-request-id")
+
+    # Up to date is not ahead; the resync the 409 asks for finds everything.
+    assert at_head == {"changes": [], "cursor": head, "has_more": False}
+    resynced = await feed(records_api, owner, since=0, limit=2)
+    rest = await feed(records_api, owner, since=resynced["cursor"], limit=2)
+    assert [c["id"] for c in resynced["changes"] + rest["changes"]] == [r["id"] for r in made]
+    assert rest["has_more"] is False and rest["cursor"] == head
 
 
 async def test_sync_needs_a_login(records_stack: RecordsStack) -> None:
@@ -456,24 +496,127 @@ async def test_the_device_comes_from_the_body_or_the_header(
 async def test_a_malformed_push_is_422_and_changes_nothing(records_stack: RecordsStack, records_owner: Account) -> None:
     record = await records_stack.create(records_stack.mobile, records_owner, content="kept")
     valid = delete(record["id"], 1)
-    malformed = {
-        "empty": {"items": []},
-        "too-many": {"items": [valid] * 501},
-        "bad-op": {"items": [valid, {"id": new_id(), "op": "merge", "base_version": 1}]},
-        "bad-id": {"items": [valid, {"id": "not-a-uuid", "op": "delete", "base_version": 1}]},
-        "negative-base": {"items": [valid, {"id": new_id(), "op": "delete", "base_version": -1}]},
-        "extra-field": {"items": [valid, {**delete(new_id(), 1), "force": True}]},
-        "extra-top-field": {"items": [valid], "owner_id": records_owner.id},
-        "long-device": {"device_id": "x" * 65, "items": [valid]},
-        "not-a-list": {"items": "everything"},
-        "no-items": {"device_id": "phone"},
+    malformed: dict[str, Any] = {
+        "too-many": ({"items": [valid] * 501}, "body.items"),
+        "extra-top-field": ({"items": [valid], "owner_id": records_owner.id}, "body.owner_id"),
+        "long-device": ({"device_id": "x" * 65, "items": [valid]}, "body.device_id"),
+        "not-a-list": ({"items": "everything"}, "body.items"),
+        "items-an-object": ({"items": {"0": valid}}, "body.items"),
+        "no-items": ({"device_id": "phone"}, "body.items"),
+        "not-an-object": ([valid], "body"),
     }
-    for name, body in malformed.items():
+    for name, (body, field) in malformed.items():
         response = await records_stack.mobile.post(f"{SYNC}/push", json=body, headers=records_owner.headers)
-        assert response.status_code == 422, name
-        assert_error(response, 422, "validation_error")
+        detail = assert_error(response, 422, "validation_error")
+        assert field in [problem["field"] for problem in detail], (name, detail)  # type: ignore[attr-defined]
     # The valid item in those batches did not apply: a malformed body is refused as a whole.
     assert (await records_stack.record_row(record["id"])).is_deleted is False
+
+
+async def test_an_empty_push_is_200_with_no_results(
+    records_api: httpx.AsyncClient, records_stack: RecordsStack, records_owner: Account
+) -> None:
+    await records_stack.create(records_api, records_owner, content="kept")
+    cursor = (await feed(records_api, records_owner))["cursor"]
+
+    for body in ({"items": []}, {"device_id": "phone", "items": []}):
+        response = await records_api.post(f"{SYNC}/push", json=body, headers=records_owner.headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"results": []}
+    assert (await feed(records_api, records_owner, since=cursor))["changes"] == []
+
+
+async def test_one_malformed_item_is_rejected_on_its_own_line_and_the_others_apply(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    api, owner = records_api, records_owner
+    existing = await records_stack.create(api, owner, content="before")
+    created, bad_op_id, base_id, data_id, schema_id = (new_id() for _ in range(5))
+    # (item, the id its result carries, a field its error names)
+    malformed: list[tuple[Any, str | None, str]] = [
+        ({"id": bad_op_id, "op": "merge", "base_version": 1}, bad_op_id, "op"),
+        ({"op": "upsert", "base_version": 0, "data": {"content": "no id"}}, None, "id"),
+        ({"id": "not-a-uuid", "op": "delete", "base_version": 1}, "not-a-uuid", "id"),
+        ({"id": bad_op_id.upper(), "base_version": 1}, bad_op_id, "op"),
+        ({"id": base_id, "op": "upsert", "base_version": "three", "data": {}}, base_id, "base_version"),
+        ({"id": base_id, "op": "delete", "base_version": -1}, base_id, "base_version"),
+        ({"id": data_id, "op": "upsert", "base_version": 0, "data": "just text"}, data_id, "data"),
+        ({"id": data_id, "op": "upsert", "base_version": 0, "data": {}, "force": True}, data_id, "force"),
+        ({"id": 42, "op": "delete", "base_version": 1}, None, "id"),
+        ({"id": "x" * 1000, "op": "delete", "base_version": 1}, None, "id"),
+        (42, None, "item"),
+        (None, None, "item"),
+        ([created, "upsert"], None, "item"),
+        ("upsert", None, "item"),
+    ]
+    good = [
+        upsert(created, 0, content="made offline", kind="diary"),
+        upsert(existing["id"], 1, content="after"),
+    ]
+    failing_schema = upsert(schema_id, 0, title="x" * 201)
+    batch = [good[0], *(item for item, _, _ in malformed), failing_schema, good[1]]
+    body = {"device_id": "phone", "items": batch}
+
+    response = await api.post(f"{SYNC}/push", json=body, headers=owner.headers)
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == len(batch)
+    first, *rejected, schema_result, last = results
+    assert (first["id"], first["status"], first["code"], first["error"]) == (created, "applied", None, None)
+    assert (last["id"], last["status"], last["record"]["content"]) == (existing["id"], "applied", "after")
+    for (item, echoed_id, field), result in zip(malformed, rejected, strict=True):
+        assert result["status"] == "rejected" and result["record"] is None, (item, result)
+        assert result["id"] == echoed_id, (item, result)
+        assert result["code"] == "invalid_item", (item, result)
+        assert result["error"].startswith("invalid item: ") and f"{field}:" in result["error"], (item, result)
+    assert (schema_result["status"], schema_result["code"]) == ("rejected", "invalid_data")
+    assert "data.title:" in schema_result["error"]
+    # The good items were stored; nothing of the malformed ones was.
+    assert (await record_of(api, owner, created)).json()["kind"] == "diary"
+    assert await records_stack.record_count(owner.id) == 2
+    for never in (bad_op_id, base_id, data_id, schema_id):
+        assert (await record_of(api, owner, never)).status_code == 404
+    cursor = (await feed(api, owner))["cursor"]
+
+    # Retried as a whole (its answer was lost): the same answers, nothing applied twice.
+    retried = await api.post(f"{SYNC}/push", json=body, headers=owner.headers)
+
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["results"] == results
+    assert (await feed(api, owner, since=cursor))["changes"] == []
+    assert (await record_of(api, owner, existing["id"])).json()["version"] == 2
+
+
+async def test_conflicts_and_rejections_carry_a_code(records_stack: RecordsStack, records_owner: Account) -> None:
+    api, owner = records_stack.mobile, records_owner
+    moved_on = await records_stack.create(api, owner, content="v1")
+    gone = await records_stack.create(api, owner, content="v1")
+    await api.patch(f"{RECORDS}/{moved_on['id']}", json={"content": "v2", "version": 1}, headers=owner.headers)
+    assert (await api.delete(f"{RECORDS}/{gone['id']}", headers=owner.headers)).status_code == 204
+
+    results = await push(
+        api,
+        owner,
+        [
+            upsert(moved_on["id"], 1, content="stale"),
+            upsert(gone["id"], 1, content="edit of a deleted one"),
+            upsert(new_id(), 2, content="an edit of nothing"),
+            upsert(moved_on["id"], 2, version=1),
+            upsert(new_id(), 0, content="\x00"),
+        ],
+    )
+
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("conflict", "version_conflict"),
+        ("conflict", "deleted"),
+        ("rejected", "unusable_id"),
+        ("rejected", "invalid_data"),
+        ("rejected", "invalid_data"),
+    ]
+    assert results[2]["error"] == UNUSABLE_ID
+    assert results[3]["error"].startswith("invalid data: data.version:")
+    assert results[4]["error"].startswith("invalid data: ") and "content" in results[4]["error"]
 
 
 async def test_sync_is_served_on_the_web_port_too(

@@ -96,7 +96,7 @@ def pages(showcase: Showcase) -> list[tuple[str, str]]:
 def _visit(page: Page, route: str) -> None:
     page.goto(route)
     settled(page)
-    # Images (attachment thumbnails come as blob: URLs) have arrived.
+    # Images (attachment thumbnails, signed links the browser loads itself) have arrived.
     page.wait_for_function("() => [...document.images].every((img) => img.complete)")
 
 

@@ -66,7 +66,7 @@ async def test_every_admin_route_refuses_a_plain_user_and_a_stranger(api: Api, a
         assert_error(await api.client.request(method, url, json=body, headers=alice.headers), 403, "forbidden")
         stranger = await api.client.request(method, url, json=body)
         assert_error(stranger, 401, "unauthorized")
-        assert stranger.headers["www-authenticate"] == "Bearer"
+        assert stranger.headers["www-authenticate"] == 'Bearer realm="jilu"'
         if method not in ("GET", "HEAD", "OPTIONS"):
             refused = await api.client.request(method, url, json=body, headers=read_only_admin)
             assert_error(refused, 403, "forbidden")
@@ -202,8 +202,8 @@ async def test_deactivation_refuses_every_token_at_once_and_reactivation_restore
     assert_error(await api.me(api_token), 403, "forbidden")
     # Deactivation also ends every login session: the access token's session is gone (401),
     # its refresh token with it, and logging in again is refused as deactivated (403).
-    assert_error(await api.me(alice.access), 401, "unauthorized")
-    assert_error(await api.refresh(alice.refresh), 401, "unauthorized")
+    assert_error(await api.me(alice.access), 401, "session_ended")
+    assert_error(await api.refresh(alice.refresh), 401, "session_ended")
     assert_error(await api.token("alice"), 403, "forbidden")
     # Losing Redis's cache of the user's standing does not let them back in.
     await api.redis.flushdb()
@@ -262,4 +262,4 @@ async def test_one_admin_may_deactivate_another(api: Api, admin: Account, alice:
     response = await api.client.patch(f"{USERS}/{admin.id}", json={"is_active": False}, headers=alice.headers)
 
     assert response.status_code == 200
-    assert_error(await api.client.get(USERS, headers=admin.headers), 401, "unauthorized")
+    assert_error(await api.client.get(USERS, headers=admin.headers), 401, "session_ended")

@@ -109,7 +109,7 @@ async def test_a_token_with_an_expiry_stops_when_it_has_expired(api: Api, alice:
     await api.update_api_token_row(expiring["id"], expires_at=datetime.now(UTC) - timedelta(seconds=1))
     await api.redis.flushdb()
 
-    assert_error(await api.me(expiring["token"]), 401, "unauthorized")
+    assert_error(await api.me(expiring["token"]), 401, "invalid_token")
     assert (await api.me(lasting["token"])).status_code == 200
 
 
@@ -158,7 +158,7 @@ async def test_a_deleted_token_stops_at_once_although_it_was_cached(api: Api, al
     response = await api.client.delete(f"{TOKENS}/{created['id']}", headers=alice.headers)
 
     assert response.status_code == 204
-    assert_error(await api.me(created["token"]), 401, "unauthorized")
+    assert_error(await api.me(created["token"]), 401, "invalid_token")
     assert [item["id"] for item in (await api.client.get(TOKENS, headers=alice.headers)).json()] == [kept["id"]]
     assert (await api.me(kept["token"])).status_code == 200
     assert_error(await api.client.delete(f"{TOKENS}/{created['id']}", headers=alice.headers), 404, "not_found")
@@ -170,7 +170,7 @@ async def test_a_deleted_token_stays_dead_when_the_cache_is_gone(api: Api, alice
 
     await api.redis.flushdb()
 
-    assert_error(await api.me(created["token"]), 401, "unauthorized")
+    assert_error(await api.me(created["token"]), 401, "invalid_token")
 
 
 async def test_a_token_can_delete_itself(api: Api, alice: Account) -> None:
@@ -179,7 +179,7 @@ async def test_a_token_can_delete_itself(api: Api, alice: Account) -> None:
 
     assert (await api.client.delete(f"{TOKENS}/{created['id']}", headers=token)).status_code == 204
 
-    assert_error(await api.me(created["token"]), 401, "unauthorized")
+    assert_error(await api.me(created["token"]), 401, "invalid_token")
 
 
 async def test_another_users_token_is_404_and_untouched(api: Api, admin: Account, alice: Account) -> None:
@@ -212,7 +212,7 @@ async def test_an_api_token_outlives_the_login_session_that_made_it(api: Api, al
 async def test_an_api_token_is_not_a_refresh_token(api: Api, alice: Account) -> None:
     created = await api.create_api_token(alice.access)
 
-    assert_error(await api.refresh(created["token"]), 401, "unauthorized")
+    assert_error(await api.refresh(created["token"]), 401, "invalid_token")
 
 
 @sqlite_only

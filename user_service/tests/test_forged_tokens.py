@@ -1,4 +1,5 @@
-"""Forged and misused tokens are refused with 401.
+"""Forged and misused tokens are refused with 401 (`invalid_token`, or `token_expired` /
+`session_ended` for a genuine signature whose token expired or whose session is unknown).
 
 Each forgery starts from the claims of a real, live token and changes one thing, and the
 unchanged claims re-signed with the right key are the positive control: the refusal is for
@@ -68,6 +69,9 @@ FORGERIES: dict[str, Callable[[Api, Claims], str]] = {
     ),
     "access-with-fam-too": lambda api, c: sign(api, {**c, "fam": c["sid"]}),
 }
+# What a forgery is refused as when not `invalid_token`: these are signed with the right key.
+FORGERY_CODES = {"expired": "token_expired", "another-users-sub": "session_ended", "unknown-session": "session_ended"}
+INVALID_TOKEN_CHALLENGE = 'Bearer realm="jilu", error="invalid_token", error_description="'
 
 
 async def test_the_positive_control_is_accepted(api: Api, alice: Account) -> None:
@@ -85,82 +89,95 @@ async def test_a_forged_access_token_is_401(api: Api, alice: Account, forgery: s
 
     response = await api.me(token)
 
-    assert_error(response, 401, "unauthorized")
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert_error(response, 401, FORGERY_CODES.get(forgery, "invalid_token"))
+    assert response.headers["www-authenticate"].startswith(INVALID_TOKEN_CHALLENGE)
 
 
 async def test_a_refresh_token_is_not_an_access_token(api: Api, alice: Account) -> None:
-    assert_error(await api.me(alice.refresh), 401, "unauthorized")
+    assert_error(await api.me(alice.refresh), 401, "invalid_token")
 
 
 async def test_a_refresh_token_relabelled_as_access_is_401(api: Api, alice: Account) -> None:
     relabelled = sign(api, {**claims_of(alice.refresh), "typ": "access"})
 
-    assert_error(await api.me(relabelled), 401, "unauthorized")
+    assert_error(await api.me(relabelled), 401, "invalid_token")
 
 
 async def test_an_access_token_relabelled_as_refresh_is_401(api: Api, alice: Account) -> None:
     relabelled = sign(api, {**claims_of(alice.access), "typ": "refresh"})
 
-    assert_error(await api.refresh(relabelled), 401, "unauthorized")
+    assert_error(await api.refresh(relabelled), 401, "invalid_token")
     # Trying did not end the real session.
     assert (await api.refresh(alice.refresh)).status_code == 200
 
 
 async def test_an_access_token_at_refresh_is_401(api: Api, alice: Account) -> None:
-    assert_error(await api.refresh(alice.access), 401, "unauthorized")
+    assert_error(await api.refresh(alice.access), 401, "invalid_token")
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "code"),
     [
-        {"aud": "someone-else"},
-        {"iss": "evil"},
-        {"exp": 1_000_000_000, "iat": 999_999_000},
+        ({"aud": "someone-else"}, "invalid_token"),
+        ({"iss": "evil"}, "invalid_token"),
+        # An expired refresh token cannot be refreshed: the session is over, log in again.
+        ({"exp": 1_000_000_000, "iat": 999_999_000}, "session_ended"),
     ],
     ids=["wrong-aud", "wrong-iss", "expired"],
 )
-async def test_a_forged_refresh_token_is_401(api: Api, alice: Account, change: Claims) -> None:
+async def test_a_forged_refresh_token_is_401(api: Api, alice: Account, change: Claims, code: str) -> None:
     forged = sign(api, {**claims_of(alice.refresh), **change})
 
-    assert_error(await api.refresh(forged), 401, "unauthorized")
+    assert_error(await api.refresh(forged), 401, code)
     assert (await api.refresh(alice.refresh)).status_code == 200
 
 
 async def test_a_refresh_token_signed_with_another_key_is_401(api: Api, alice: Account) -> None:
     forged = jwt.encode(claims_of(alice.refresh), "another-key-of-at-least-32-bytes!", algorithm="HS256")
 
-    assert_error(await api.refresh(forged), 401, "unauthorized")
+    assert_error(await api.refresh(forged), 401, "invalid_token")
 
 
 async def test_a_refresh_token_for_another_user_is_401(api: Api, admin: Account, alice: Account) -> None:
     # The right key, alice's live family, but the admin's id: a family belongs to one user.
     forged = sign(api, {**claims_of(alice.refresh), "sub": admin.id})
 
-    assert_error(await api.refresh(forged), 401, "unauthorized")
+    assert_error(await api.refresh(forged), 401, "session_ended")
 
 
 @pytest.mark.parametrize(
-    "authorization",
-    ["Bearer garbage", "Bearer ", "Bearer a.b.c", "Basic YWxpY2U6c2VjcmV0", "garbage", "Bearer jilu_pat_nope"],
+    ("authorization", "code"),
+    [
+        ("Bearer garbage", "invalid_token"),
+        ("Bearer a.b.c", "invalid_token"),
+        ("Bearer jilu_pat_nope", "invalid_token"),
+        # No bearer token at all: no credentials, so no `error` in the challenge (RFC 6750 §3.1).
+        ("Bearer ", "unauthorized"),
+        ("Basic YWxpY2U6c2VjcmV0", "unauthorized"),
+        ("garbage", "unauthorized"),
+    ],
 )
-async def test_garbage_credentials_are_401(api: Api, alice: Account, authorization: str) -> None:
+async def test_garbage_credentials_are_401(api: Api, alice: Account, authorization: str, code: str) -> None:
     response = await api.client.get("/api/v1/users/me", headers={"Authorization": authorization})
 
-    assert_error(response, 401, "unauthorized")
+    assert_error(response, 401, code)
+    if code == "unauthorized":
+        assert response.headers["www-authenticate"] == 'Bearer realm="jilu"'
+    else:
+        assert response.headers["www-authenticate"].startswith(INVALID_TOKEN_CHALLENGE)
 
 
 async def test_no_credentials_are_401_with_a_bearer_challenge(api: Api) -> None:
     response = await api.client.get("/api/v1/users/me")
 
     assert_error(response, 401, "unauthorized")
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["www-authenticate"] == 'Bearer realm="jilu"'
 
 
 async def test_a_token_of_another_instance_is_401(make_api: MakeApi, alice: Account) -> None:
     # Same code, another secret: what one instance signed means nothing to another.
     async with make_api(secret_key="another-instance-secret-of-32-chars!!") as other:
-        assert_error(await other.me(alice.access), 401, "unauthorized")
+        assert_error(await other.me(alice.access), 401, "invalid_token")
 
 
 async def test_a_mangled_api_token_is_401(api: Api, alice: Account) -> None:
@@ -168,6 +185,6 @@ async def test_a_mangled_api_token_is_401(api: Api, alice: Account) -> None:
     token = created["token"]
     assert (await api.me(token)).status_code == 200
 
-    assert_error(await api.me(token[:-2] + ("xx" if not token.endswith("xx") else "yy")), 401, "unauthorized")
-    assert_error(await api.me(token[:13]), 401, "unauthorized")  # the prefix a listing shows
-    assert_error(await api.me(token.upper()), 401, "unauthorized")
+    assert_error(await api.me(token[:-2] + ("xx" if not token.endswith("xx") else "yy")), 401, "invalid_token")
+    assert_error(await api.me(token[:13]), 401, "invalid_token")  # the prefix a listing shows
+    assert_error(await api.me(token.upper()), 401, "invalid_token")

@@ -133,7 +133,7 @@ async def test_a_weak_new_password_is_422_and_changes_nothing(api: Api, alice: A
     detail = assert_error(response, 422, "validation_error")
     assert "new_password" in {item["field"].removeprefix("body.") for item in detail}  # type: ignore[attr-defined]
     assert (await api.me(alice.access)).status_code == 200
-    assert_error(await api.token("alice", weak), 401, "unauthorized")
+    assert_error(await api.token("alice", weak), 401, "invalid_credentials")
 
 
 async def test_a_password_change_ends_the_other_sessions_only(api: Api, alice: Account) -> None:
@@ -142,12 +142,12 @@ async def test_a_password_change_ends_the_other_sessions_only(api: Api, alice: A
     response = await change_password(api, alice.access, PASSWORD, NEW_PASSWORD)
 
     assert response.status_code == 204
-    assert_error(await api.me(other["access_token"]), 401, "unauthorized")
-    assert_error(await api.refresh(other["refresh_token"]), 401, "unauthorized")
+    assert_error(await api.me(other["access_token"]), 401, "session_ended")
+    assert_error(await api.refresh(other["refresh_token"]), 401, "session_ended")
     # The session that made the change goes on, refresh included.
     assert (await api.me(alice.access)).status_code == 200
     assert (await api.refresh(alice.refresh)).status_code == 200
-    assert_error(await api.token("alice", PASSWORD), 401, "unauthorized")
+    assert_error(await api.token("alice", PASSWORD), 401, "invalid_credentials")
     assert (await api.token("alice", NEW_PASSWORD)).status_code == 200
 
 
@@ -176,8 +176,8 @@ async def test_a_session_kept_alive_by_refreshes_still_ends_on_a_password_change
 
     assert (await change_password(api, laptop["access_token"], PASSWORD, NEW_PASSWORD)).status_code == 204
 
-    assert_error(await api.me(phone.json()["access_token"]), 401, "unauthorized")
-    assert_error(await api.refresh(phone.json()["refresh_token"]), 401, "unauthorized")
+    assert_error(await api.me(phone.json()["access_token"]), 401, "session_ended")
+    assert_error(await api.refresh(phone.json()["refresh_token"]), 401, "session_ended")
     assert (await api.me(laptop["access_token"])).status_code == 200
 
 

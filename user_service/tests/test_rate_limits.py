@@ -40,13 +40,13 @@ async def test_logins_for_one_username_meet_429(make_api: MakeApi) -> None:
     async with make_api(rate_login_user="3/minute") as api:
         await api.register("Alice")
         for typed in ("alice", "ALICE", "Alice"):  # one budget, whatever the case
-            assert_error(await api.token(typed, WRONG), 401, "unauthorized")
+            assert_error(await api.token(typed, WRONG), 401, "invalid_credentials")
 
         blocked = await api.token("alice", PASSWORD)  # even the right password now
 
         assert_rate_limited(blocked, limit=3, window=60)
         # Another username has its own budget.
-        assert_error(await api.token("bob", WRONG), 401, "unauthorized")
+        assert_error(await api.token("bob", WRONG), 401, "invalid_credentials")
 
 
 async def test_a_successful_login_tells_the_remaining_budget(make_api: MakeApi) -> None:
@@ -64,7 +64,7 @@ async def test_rotating_usernames_and_x_forwarded_for_meets_the_address_limit(ma
     async with make_api(rate_login_address="3/minute") as api:
         for attempt in range(3):
             response = await api.token(f"user{attempt}", WRONG, headers={"X-Forwarded-For": f"203.0.113.{attempt}"})
-            assert_error(response, 401, "unauthorized")
+            assert_error(response, 401, "invalid_credentials")
 
         blocked = await api.token("user9", WRONG, headers={"X-Forwarded-For": "203.0.113.9"})
 
@@ -76,12 +76,12 @@ async def test_x_forwarded_for_from_a_trusted_proxy_tells_clients_apart(make_api
     async with make_api(rate_login_address="3/minute", trusted_proxies=["127.0.0.1/32"]) as api:
         for attempt in range(4):
             response = await api.token(f"user{attempt}", WRONG, headers={"X-Forwarded-For": f"203.0.113.{attempt}"})
-            assert_error(response, 401, "unauthorized")
+            assert_error(response, 401, "invalid_credentials")
         # One client behind the proxy: what it wrote before the proxy's hop is not believed,
         # and trusted hops are skipped.
         for attempt in range(3):
             spoofed = {"X-Forwarded-For": f"198.51.100.{attempt}, 203.0.113.50"}
-            assert_error(await api.token(f"other{attempt}", WRONG, headers=spoofed), 401, "unauthorized")
+            assert_error(await api.token(f"other{attempt}", WRONG, headers=spoofed), 401, "invalid_credentials")
 
         blocked = await api.token("other9", WRONG, headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.50, 127.0.0.1"})
 
@@ -93,7 +93,7 @@ async def test_an_unsigned_client_address_header_is_ignored(make_api: MakeApi) -
         for attempt in range(3):
             address = f"203.0.113.{attempt}"
             headers = {"X-Jilu-Client-Address": address, "X-Jilu-Client-Signature": "0" * 64}
-            assert_error(await api.token(f"user{attempt}", WRONG, headers=headers), 401, "unauthorized")
+            assert_error(await api.token(f"user{attempt}", WRONG, headers=headers), 401, "invalid_credentials")
 
         forged = {"X-Jilu-Client-Address": "203.0.113.9", "X-Jilu-Client-Signature": sign("guess", "x", "y")}
         blocked = await api.token("user9", WRONG, headers=forged)
@@ -110,7 +110,7 @@ async def test_a_client_address_signed_by_a_jilu_service_is_believed(make_api: M
                 "X-Jilu-Client-Address": signed,
                 "X-Jilu-Client-Signature": sign(api.settings.secret, "client-address", signed),
             }
-            assert_error(await api.token(f"user{attempt}", WRONG, headers=headers), 401, "unauthorized")
+            assert_error(await api.token(f"user{attempt}", WRONG, headers=headers), 401, "invalid_credentials")
 
 
 async def test_a_replayed_old_client_address_signature_is_ignored(make_api: MakeApi) -> None:
@@ -122,7 +122,7 @@ async def test_a_replayed_old_client_address_signature_is_ignored(make_api: Make
                 "X-Jilu-Client-Address": signed,
                 "X-Jilu-Client-Signature": sign(api.settings.secret, "client-address", signed),
             }
-            assert_error(await api.token(f"user{attempt}", WRONG, headers=headers), 401, "unauthorized")
+            assert_error(await api.token(f"user{attempt}", WRONG, headers=headers), 401, "invalid_credentials")
         signed = f"203.0.113.9;{int(time.time()) - 3600}"
         stale = {
             "X-Jilu-Client-Address": signed,
@@ -216,7 +216,7 @@ async def test_authentication_fails_closed_when_redis_is_down(no_redis: Api) -> 
 
     for attempt in (token, "jilu_pat_" + "x" * 43):
         assert_error(await no_redis.me(attempt), 503, "service_unavailable")
-    assert_error(await no_redis.refresh(token), 401, "unauthorized")  # not a refresh token at all
+    assert_error(await no_redis.refresh(token), 401, "invalid_token")  # not a refresh token at all
     assert_error(await no_redis.client.get("/api/v1/admin/users", headers=bearer(token)), 503, "service_unavailable")
 
 

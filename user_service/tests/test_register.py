@@ -136,7 +136,7 @@ async def test_passwords_are_kept_whole_at_both_length_limits(api: Api) -> None:
     assert (await api.token("longpass", longest)).status_code == 200
     assert (await api.token("shortpass", "Zq7-wxyv")).status_code == 200
     # Nothing was truncated: the same password less its last character is another password.
-    assert_error(await api.token("longpass", longest[:-1]), 401, "unauthorized")
+    assert_error(await api.token("longpass", longest[:-1]), 401, "invalid_credentials")
 
 
 async def test_a_password_is_stored_exactly_as_typed(api: Api) -> None:
@@ -144,7 +144,7 @@ async def test_a_password_is_stored_exactly_as_typed(api: Api) -> None:
     await api.register("spacey", spaced)
 
     assert (await api.token("spacey", spaced)).status_code == 200
-    assert_error(await api.token("spacey", spaced.strip()), 401, "unauthorized")
+    assert_error(await api.token("spacey", spaced.strip()), 401, "invalid_credentials")
 
 
 async def test_the_stored_hash_is_argon2id(api: Api) -> None:
@@ -205,3 +205,106 @@ async def test_a_body_that_is_not_json_is_422(api: Api) -> None:
 
     assert_error(response, 422, "validation_error")
     assert await api.user_count() == 0
+
+
+# -- the username rule, in words ---------------------------------------------------------
+
+USERNAME_RULE_WORDS = "3 to 32 characters long and uses only letters"
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("username", "why"),
+    [
+        ("ab", "too short"),
+        ("x" * 33, "too long"),
+        ("has space", "a character that is not allowed"),
+        ("<script>", "a character that is not allowed"),
+        ("ß" * 32, "too long once case-folded"),
+    ],
+)
+async def test_a_bad_username_is_refused_in_words(api: Api, username: str, why: str) -> None:
+    response = await api.client.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD})
+
+    detail = assert_error(response, 422, "validation_error")
+    assert problem_fields(detail) == {"username"}
+    message = detail[0]["message"]  # type: ignore[index]
+    assert USERNAME_RULE_WORDS in message and why in message
+    assert "'.', '_' and '-'" in message
+    assert "^[" not in message and "pattern" not in message  # no regex
+
+
+@sqlite_only
+@pytest.mark.parametrize("username", ["梅花树", "lin.mei", "a_b-c", "Zoë"])
+async def test_letters_of_any_alphabet_digits_and_dot_dash_underscore_are_allowed(api: Api, username: str) -> None:
+    assert (await api.register(username))["username"] == username
+
+
+@sqlite_only
+async def test_the_openapi_describes_the_username_rule_in_words(api: Api) -> None:
+    schemas = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
+
+    description = schemas["UserCreate"]["properties"]["username"]["description"]
+
+    assert USERNAME_RULE_WORDS in description and "'.', '_' and '-'" in description
+
+
+# -- register?login=true -----------------------------------------------------------------
+
+
+async def test_register_with_login_answers_the_user_and_a_working_pair(api: Api) -> None:
+    response = await api.client.post(
+        "/api/v1/auth/register", params={"login": "true"}, json={"username": "mei", "password": PASSWORD}
+    )
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"user", "tokens"}
+    assert set(body["user"]) == PUBLIC_USER_FIELDS
+    assert set(body["tokens"]) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    me = await api.me(body["tokens"]["access_token"])
+    assert me.status_code == 200 and me.json()["id"] == body["user"]["id"]
+    refreshed = await api.refresh(body["tokens"]["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    assert (await api.me(refreshed.json()["access_token"])).status_code == 200
+
+
+@sqlite_only
+@pytest.mark.parametrize("params", [{}, {"login": "false"}])
+async def test_register_without_login_answers_the_user_alone(api: Api, params: dict[str, str]) -> None:
+    response = await api.client.post(
+        "/api/v1/auth/register", params=params, json={"username": "mei", "password": PASSWORD}
+    )
+
+    assert response.status_code == 201, response.text
+    assert set(response.json()) == PUBLIC_USER_FIELDS
+    assert await api.redis.keys("jilu:session:*") == []
+
+
+@sqlite_only
+async def test_register_with_login_that_fails_opens_no_session(api: Api) -> None:
+    await api.register("mei")
+
+    taken = await api.client.post(
+        "/api/v1/auth/register", params={"login": "true"}, json={"username": "MEI", "password": PASSWORD}
+    )
+    bad_flag = await api.client.post(
+        "/api/v1/auth/register", params={"login": "maybe"}, json={"username": "other", "password": PASSWORD}
+    )
+
+    assert_error(taken, 409, "conflict")
+    assert_error(bad_flag, 422, "validation_error")
+    assert await api.redis.keys("jilu:session:*") == []
+    assert await api.user_count() == 1
+
+
+@sqlite_only
+async def test_the_openapi_shows_both_register_answers(api: Api) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    operation = document["paths"]["/api/v1/auth/register"]["post"]
+
+    schema = operation["responses"]["201"]["content"]["application/json"]["schema"]
+    refs = {option["$ref"].rsplit("/", 1)[1] for option in schema["anyOf"]}
+    assert refs == {"UserPublic", "RegisteredSession"}
+    assert set(document["components"]["schemas"]["RegisteredSession"]["properties"]) == {"user", "tokens"}
+    assert any(parameter["name"] == "login" for parameter in operation["parameters"])

@@ -222,12 +222,12 @@ async def test_the_stream_ends_when_the_session_does(web_stack: WebStack, web: h
         assert (end.event, end.data) == ("end", {})
         assert await events.next() is None  # closed by the server
     # Deactivation ended every session of the account too.
-    assert_error(await web.get(EVENTS, headers=bearer(alice)), 401, "unauthorized")
+    assert_error(await web.get(EVENTS, headers=bearer(alice)), 401, "session_ended")
 
 
 async def test_an_unauthenticated_request_is_401(web: httpx.AsyncClient) -> None:
     assert_error(await web.get(EVENTS), 401, "unauthorized")
-    assert_error(await web.get(EVENTS, headers=bearer("not.a.token")), 401, "unauthorized")
+    assert_error(await web.get(EVENTS, headers=bearer("not.a.token")), 401, "invalid_token")
 
 
 async def test_a_dropped_reader_connection_is_resumed_without_missing_anything(

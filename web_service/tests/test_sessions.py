@@ -123,12 +123,36 @@ async def test_refresh_rotates_the_cookie_and_a_reused_one_ends_the_session(web_
     assert second_cookie and second_cookie != first_cookie
     assert (await browser.me(response.json()["access_token"])).status_code == 200
 
-    # The old cookie again (a stolen copy): refused, cleared, and user_service ends the session.
+    # Rotated once more, the first cookie is past its grace window (it is no longer the one
+    # just replaced): presented again (a stolen copy), it is refused, cleared, and
+    # user_service ends the session.
+    assert (await browser.refresh()).status_code == 200
+    third_cookie = browser.cookie
     reused = await browser.refresh(cookie=first_cookie)
-    assert_error(reused, 401, "unauthorized")
+    assert_error(reused, 401, "session_ended")
     assert_cleared(reused)
-    assert_error(await browser.refresh(cookie=second_cookie), 401, "unauthorized")
-    assert_error(await browser.me(first_access), 401, "unauthorized")
+    assert_error(await browser.refresh(cookie=third_cookie), 401, "session_ended")
+    assert_error(await browser.me(first_access), 401, "session_ended")
+
+
+async def test_a_retried_refresh_within_the_grace_window_gets_the_same_cookie(web_stack: WebStack) -> None:
+    """Two tabs refreshing with one cookie, or a retry after a lost answer: both answers
+    carry the same access token and set the same new cookie, and the session goes on."""
+    await web_stack.register("alice")
+    browser = await web_stack.browser()
+    await browser.logged_in("alice")
+    first_cookie = browser.cookie
+
+    first = await browser.refresh()
+    assert first.status_code == 200, first.text
+    new_cookie = browser.cookie
+    retried = await browser.refresh(cookie=first_cookie)
+
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == first.json()
+    assert browser.cookie == new_cookie != first_cookie
+    assert (await browser.me(retried.json()["access_token"])).status_code == 200
+    assert (await browser.refresh()).status_code == 200  # the session goes on
 
 
 async def test_refresh_without_the_cookie_is_401(web_stack: WebStack) -> None:
@@ -136,7 +160,7 @@ async def test_refresh_without_the_cookie_is_401(web_stack: WebStack) -> None:
     response = await browser.refresh()
     assert_error(response, 401, "unauthorized")
     garbage = await browser.refresh(cookie="not-a-token")
-    assert_error(garbage, 401, "unauthorized")
+    assert_error(garbage, 401, "invalid_token")
     assert_cleared(garbage)
 
 
@@ -181,8 +205,8 @@ async def test_logout_ends_the_session_and_clears_the_cookie(web_stack: WebStack
     assert response.status_code == 204, response.text
     assert_cleared(response)
     assert browser.cookie is None
-    assert_error(await browser.me(access), 401, "unauthorized")
-    assert_error(await browser.refresh(cookie=cookie), 401, "unauthorized")
+    assert_error(await browser.me(access), 401, "session_ended")
+    assert_error(await browser.refresh(cookie=cookie), 401, "session_ended")
     # Already gone: still 204, still cleared.
     again = await browser.logout(access, cookie=cookie)
     assert again.status_code == 204
@@ -197,7 +221,7 @@ async def test_logout_with_the_cookie_only_ends_that_session(web_stack: WebStack
     response = await browser.logout()
     assert response.status_code == 204, response.text
     assert_cleared(response)
-    assert_error(await browser.me(access), 401, "unauthorized")
+    assert_error(await browser.me(access), 401, "session_ended")
     assert await web_stack.session_count() == 0
 
 
@@ -208,8 +232,8 @@ async def test_logout_ends_the_cookies_session_when_the_bearer_is_of_another(web
     new_access = await browser.logged_in("alice")  # a login in another tab: a new cookie
     response = await browser.logout(old_access)
     assert response.status_code == 204
-    assert_error(await browser.me(old_access), 401, "unauthorized")
-    assert_error(await browser.me(new_access), 401, "unauthorized")
+    assert_error(await browser.me(old_access), 401, "session_ended")
+    assert_error(await browser.me(new_access), 401, "session_ended")
 
 
 async def test_user_service_refusals_are_passed_through(web_stack: WebStack) -> None:
@@ -218,10 +242,10 @@ async def test_user_service_refusals_are_passed_through(web_stack: WebStack) -> 
     browser = await web_stack.browser()
 
     wrong = await browser.login("alice", "not-the-password")
-    assert assert_error(wrong, 401, "unauthorized") == "incorrect username or password"
-    assert wrong.headers["www-authenticate"] == "Bearer"
+    assert assert_error(wrong, 401, "invalid_credentials") == "incorrect username or password"
+    assert wrong.headers["www-authenticate"] == 'Bearer realm="jilu"'
     assert refresh_cookie_of(wrong) is None
-    assert_error(await browser.login("nobody"), 401, "unauthorized")
+    assert_error(await browser.login("nobody"), 401, "invalid_credentials")
 
     admin_token = await web_stack.token("root")
     deactivate = await web_stack.users.patch(

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response, status
@@ -23,16 +24,21 @@ from common.errors import (
     error_responses,
 )
 from common.records import purge
-from common.records.attachments import service
+from common.records.attachments import links, service
 from common.records.attachments.sniff import AUDIO_TYPES, IMAGE_TYPES, PDF_TYPE
 from common.records.attachments.storage import AttachmentStorage
 from common.records.attachments.upload import receive_upload
-from common.records.schemas import AttachmentPublic
+from common.records.models import Attachment
+from common.records.schemas import AttachmentUploaded
 from common.records.views import attachment_public
 from common.security import CurrentUser
 
 router = APIRouter(
     prefix="/api/v1", tags=["attachments"], responses=error_responses(Unauthorized, NotFound, ServiceUnavailable)
+)
+# Signed URLs: no Authorization header, so no 401 either.
+files_router = APIRouter(
+    prefix="/api/v1", tags=["attachments"], responses=error_responses(NotFound, ServiceUnavailable)
 )
 
 DeviceId = Annotated[str | None, Header(alias="X-Device-ID", max_length=64, description="the sending device")]
@@ -40,6 +46,7 @@ DeviceId = Annotated[str | None, Header(alias="X-Device-ID", max_length=64, desc
 UPLOAD_RATE = "120/minute"
 INLINE_TYPES = IMAGE_TYPES | AUDIO_TYPES | {PDF_TYPE}
 THUMBNAIL_TYPE = "image/jpeg"
+BEARER_CACHE = "private, no-cache"  # keep a copy, but ask (If-None-Match) before using it
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -65,63 +72,135 @@ def content_disposition(disposition: str, filename: str | None) -> str:
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison of `If-None-Match` (a list, or `*`) with our strong `etag`."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+async def send_file(
+    request: Request, attachment: Attachment, path: Path, *, thumbnail: bool, cache_control: str
+) -> Response:
+    """The file (ranges supported) with its `ETag` (the variant's sha256), or 304 with no
+    body when `If-None-Match` names it."""
+    etag = f'"{await service.variant_sha256(attachment, path, thumbnail=thumbnail)}"'
+    cache = {"ETag": etag, "Cache-Control": cache_control}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=cache)
+    media_type = THUMBNAIL_TYPE if thumbnail else attachment.content_type
+    disposition = "inline" if media_type in INLINE_TYPES else "attachment"
+    headers = {
+        **cache,
+        "Content-Disposition": content_disposition(disposition, None if thumbnail else attachment.filename),
+        "X-Content-Type-Options": "nosniff",
+    }
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the file, or its JPEG thumbnail",
+        "content": {"application/octet-stream": {}},
+        "headers": {"ETag": {"description": "the quoted sha256 of the bytes sent", "schema": {"type": "string"}}},
+    },
+    304: {"description": "`If-None-Match` named the current ETag: use your copy"},
+}
+
+
 @router.post(
     "/records/{record_id}/attachments",
     status_code=status.HTTP_201_CREATED,
-    response_model=AttachmentPublic,
+    response_model=AttachmentUploaded,
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, RateLimited),
+    responses={
+        201: {
+            "description": "the attachment, and the record's new version",
+            "headers": {"ETag": {"description": 'the record\'s new version, e.g. "4"', "schema": {"type": "string"}}},
+        },
+        **error_responses(BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, RateLimited),
+    },
 )
 async def upload_attachment(
     record_id: str,
     request: Request,
+    response: Response,
     user: CurrentUser,
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
     device: DeviceId = None,
-) -> AttachmentPublic:
+) -> AttachmentUploaded:
     """Attach a file to one of your records: multipart/form-data, the file in the field
     `file`, at most `JILU_MAX_UPLOAD_MB`. The type is read from the bytes, whatever the file
     is called: images (JPEG, PNG, WebP, GIF, HEIC), audio (M4A, MP3, WAV, Ogg, WebM), PDF and
     UTF-8 text; anything else is refused with 415. Images get a thumbnail. The record moves
-    to a new version, as with any edit."""
+    to a new version, as with any edit: the answer's `record_version` and `ETag` carry it,
+    and `/api/v1/sync/changes` shows the record with its new `attachments`."""
     await request.app.state.rate_limiter.check(UPLOAD_RATE, "upload", user.id)
     await service.ensure_record(request.app.state.sessionmaker, user.id, record_id)
     storage = AttachmentStorage(settings.data_dir)
     staged = await receive_upload(request, storage, settings.max_upload_mb * 1024 * 1024)
     try:
         await service.add_thumbnail(storage, staged)
-        attachment = await service.attach(session, redis, storage, user.id, record_id, staged, device_id=device)
+        attachment, record = await service.attach(session, redis, storage, user.id, record_id, staged, device_id=device)
     finally:
         staged.discard()
-    return attachment_public(attachment)
+    response.headers["ETag"] = f'"{record.version}"'
+    return AttachmentUploaded(**dict(attachment_public(attachment)), record_version=record.version)
 
 
-@router.get(
-    "/attachments/{attachment_id}",
-    response_class=FileResponse,
-    responses={200: {"description": "the file, or its JPEG thumbnail", "content": {"application/octet-stream": {}}}},
-)
+@router.get("/attachments/{attachment_id}", response_class=FileResponse, responses=_FILE_RESPONSES)
 async def download_attachment(
     attachment_id: str,
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     thumb: Annotated[bool, Query(description="the JPEG thumbnail instead (404 when there is none)")] = False,
-) -> FileResponse:
+) -> Response:
     """One of your attachments, as uploaded (ranges supported), or with `?thumb=1` its
-    thumbnail. Images, audio and PDF are sent `inline`, anything else as a download."""
+    thumbnail. Images, audio and PDF are sent `inline`, anything else as a download.
+    `ETag` is the sha256 of the bytes sent; `If-None-Match` with it answers 304."""
     storage = AttachmentStorage(settings.data_dir)
     attachment, path = await service.file_to_send(session, storage, user.id, attachment_id, thumbnail=thumb)
-    media_type = THUMBNAIL_TYPE if thumb else attachment.content_type
-    disposition = "inline" if media_type in INLINE_TYPES else "attachment"
-    headers = {
-        "Content-Disposition": content_disposition(disposition, None if thumb else attachment.filename),
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private",
-    }
-    return FileResponse(path, media_type=media_type, headers=headers)
+    return await send_file(request, attachment, path, thumbnail=thumb, cache_control=BEARER_CACHE)
+
+
+@files_router.get(
+    "/files/{attachment_id}/{variant}",
+    response_class=FileResponse,
+    responses=_FILE_RESPONSES,
+    openapi_extra={"security": []},
+)
+async def download_signed(
+    attachment_id: str,
+    variant: links.Variant,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: Annotated[str, Query(max_length=64, description="the owner the link was signed for")],
+    expires: Annotated[int, Query(ge=0, description="Unix time after which the link is refused")],
+    sig: Annotated[str, Query(max_length=128, description="the link's signature")],
+) -> Response:
+    """An attachment (`original`) or its thumbnail (`thumb`) by a signed URL, as found in
+    `url` and `thumbnail_url` of every attachment the API shows: no `Authorization`
+    header needed, so an image loader or `<img src>` can fetch it. Refused with 404
+    (`not_found`) after `expires`, when any part of the URL was changed, and when the
+    attachment was removed or its record deleted. `ETag` and `If-None-Match` as on
+    `/api/v1/attachments/{id}`; `Cache-Control: private, max-age` up to the expiry."""
+    now = links.now()
+    links.check(settings.secret, attachment_id, variant, owner, expires, sig, now)
+    storage = AttachmentStorage(settings.data_dir)
+    thumbnail = variant == "thumb"
+    try:
+        attachment, path = await service.file_to_send(session, storage, owner, attachment_id, thumbnail=thumbnail)
+    except NotFound:
+        raise NotFound("no such file, or the link is not valid") from None
+    cache_control = f"private, max-age={max(0, int(expires - now))}"
+    return await send_file(request, attachment, path, thumbnail=thumbnail, cache_control=cache_control)
 
 
 @router.delete("/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import anyio.to_thread
@@ -75,10 +76,10 @@ async def attach(
     staged: StagedFile,
     *,
     device_id: str | None = None,
-) -> Attachment:
+) -> tuple[Attachment, Record]:
     """Add `staged` to the owner's live record: a new version of the record, announced like
     any edit. The file moves into place last, under the content lock, once everything
-    else in the transaction has succeeded."""
+    else in the transaction has succeeded. Returns the attachment and its record."""
     record = await get_owned(session, owner_id, record_id, for_update=True)
     if record is None:
         raise NotFound("no such record")
@@ -99,7 +100,7 @@ async def attach(
     _bump(record, device_id)
     await record_changed(session, redis, record, "updated")
     await anyio.to_thread.run_sync(_place, storage, owner_id, staged)
-    return attachment
+    return attachment, record
 
 
 def _bump(record: Record, device_id: str | None) -> None:
@@ -130,6 +131,24 @@ async def file_to_send(
     if not await anyio.Path(path).is_file():
         raise NotFound("the file of this attachment is missing")
     return attachment, path
+
+
+@lru_cache(maxsize=1024)
+def _digest(path: Path, modified_ns: int, size: int) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+async def variant_sha256(attachment: Attachment, path: Path, *, thumbnail: bool) -> str:
+    """The sha256 of what is sent: the upload's is stored; a thumbnail's is computed (small
+    files) and remembered while the file is unchanged."""
+    if not thumbnail:
+        return attachment.sha256
+    stat = await anyio.Path(path).stat()
+    return await anyio.to_thread.run_sync(_digest, path, stat.st_mtime_ns, stat.st_size)
 
 
 async def remove(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from common.deps import RedisDep, SessionDep
 from common.errors import NotFound, RateLimited, ServiceUnavailable, Unauthorized, error_responses
+from common.public_urls import web_base_url
 from common.records.schemas import PublicRecord, ShareLink
 from common.records.sharing import service
 from common.security import CurrentUser
@@ -25,10 +26,11 @@ Slug = Annotated[str, Path(max_length=200, description="the slug of a share link
     response_model=ShareLink,
     responses=error_responses(Unauthorized, NotFound),
 )
-async def read_share(record_id: str, user: CurrentUser, session: SessionDep) -> ShareLink:
+async def read_share(record_id: str, request: Request, user: CurrentUser, session: SessionDep) -> ShareLink:
     """The public link of one of your records, as sharing it answered. 404 when the record is
-    not shared (or not yours); reading never makes a link — `POST` does."""
-    return await service.current_link(session, user.id, record_id)
+    not shared (or not yours); reading never makes a link — `POST` does. `url` is absolute,
+    on the web port (`JILU_PUBLIC_WEB_URL`) whichever port you asked."""
+    return await service.current_link(session, user.id, record_id, web_base_url(request))
 
 
 @router.post(
@@ -41,11 +43,12 @@ async def read_share(record_id: str, user: CurrentUser, session: SessionDep) -> 
     },
 )
 async def share_record(
-    record_id: str, user: CurrentUser, session: SessionDep, redis: RedisDep, response: Response
+    record_id: str, request: Request, user: CurrentUser, session: SessionDep, redis: RedisDep, response: Response
 ) -> ShareLink:
     """Make a public link to one of your records; anyone with the link can read it without
-    logging in. Sharing a shared record again answers 200 with the same link."""
-    link, created = await service.share(session, redis, user.id, record_id)
+    logging in. Sharing a shared record again answers 200 with the same link. `url` is
+    absolute, on the web port (`JILU_PUBLIC_WEB_URL`) whichever port you asked."""
+    link, created = await service.share(session, redis, user.id, record_id, web_base_url(request))
     if not created:
         response.status_code = status.HTTP_200_OK
     return link

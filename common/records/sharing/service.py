@@ -35,8 +35,9 @@ def new_slug() -> str:
     return secrets.token_urlsafe(SLUG_BYTES)
 
 
-def share_link(slug: str) -> ShareLink:
-    return ShareLink(slug=slug, url=f"{SHARE_PATH}{slug}")
+def share_link(slug: str, web_base_url: str = "") -> ShareLink:
+    """The link of `slug`: absolute given the web port's base URL (`common.public_urls`)."""
+    return ShareLink(slug=slug, url=f"{web_base_url}{SHARE_PATH}{slug}")
 
 
 async def _owned_live(session: AsyncSession, owner_id: str, record_id: str) -> Record:
@@ -46,26 +47,28 @@ async def _owned_live(session: AsyncSession, owner_id: str, record_id: str) -> R
     return record
 
 
-async def current_link(session: AsyncSession, owner_id: str, record_id: str) -> ShareLink:
+async def current_link(session: AsyncSession, owner_id: str, record_id: str, web_base_url: str = "") -> ShareLink:
     """The link of the owner's live record; `NotFound` when it is not shared or not theirs.
     Only reads: asking never makes a link."""
     record = await get_owned(session, owner_id, record_id)
     if record is None or record.share_slug is None:
         raise NotFound("no such shared record")
-    return share_link(record.share_slug)
+    return share_link(record.share_slug, web_base_url)
 
 
-async def share(session: AsyncSession, redis: Redis, owner_id: str, record_id: str) -> tuple[ShareLink, bool]:
+async def share(
+    session: AsyncSession, redis: Redis, owner_id: str, record_id: str, web_base_url: str = ""
+) -> tuple[ShareLink, bool]:
     """Give the owner's live record a public slug, or return the one it has. Returns the
     link and whether it was made now. Sharing changes the record's `shared` flag, so it is
     a change like an edit: a new version, sequenced for sync, announced as an event."""
     record = await _owned_live(session, owner_id, record_id)
     if record.share_slug is not None:
-        return share_link(record.share_slug), False
+        return share_link(record.share_slug, web_base_url), False
     record.share_slug = new_slug()
     _bump(record)
     await record_changed(session, redis, record, "updated")
-    return share_link(record.share_slug), True
+    return share_link(record.share_slug, web_base_url), True
 
 
 async def revoke(session: AsyncSession, redis: Redis, owner_id: str, record_id: str) -> None:

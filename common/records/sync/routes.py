@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from common.deps import RedisDep, SessionDep
-from common.errors import ServiceUnavailable, Unauthorized, error_responses
+from common.errors import ServiceUnavailable, Unauthorized, Unprocessable, error_responses
 from common.records.routes import DeviceId
-from common.records.schemas import SyncChanges, SyncPush, SyncPushResult
+from common.records.schemas import SyncChanges, SyncCursorAheadError, SyncPush, SyncPushResult
 from common.records.sync import service
 from common.security import CurrentUser
 
@@ -22,17 +22,26 @@ Since = Annotated[int, Query(ge=0, le=MAX_SEQ, description="the `cursor` of the 
 ChangesLimit = Annotated[int, Query(ge=1, le=MAX_CHANGES_PAGE, description=f"at most {MAX_CHANGES_PAGE}")]
 
 
-@router.get("/changes", response_model=SyncChanges)
+@router.get(
+    "/changes",
+    response_model=SyncChanges,
+    responses={
+        409: {"model": SyncCursorAheadError, "description": "`since` is ahead of the server: resync from 0"},
+        **error_responses(Unprocessable),
+    },
+)
 async def read_changes(
     user: CurrentUser, session: SessionDep, since: Since = 0, limit: ChangesLimit = 500
 ) -> SyncChanges:
     """The caller's records changed since `since`, in the order the changes were made; deleted
     records appear as tombstones `{id, deleted: true, version, updated_at}`. Pass `cursor` as
-    the next `since`; while `has_more` is true, ask again at once."""
+    the next `since`; while `has_more` is true, ask again at once. A `since` ahead of every
+    change the server has numbered (it was restored from a backup) is 409 `cursor_ahead`
+    with the server's `cursor`: drop the local cursor and resync from `since=0`."""
     return await service.changes(session, user.id, since=since, limit=limit)
 
 
-@router.post("/push", response_model=SyncPushResult)
+@router.post("/push", response_model=SyncPushResult, responses=error_responses(Unprocessable))
 async def push_changes(
     body: SyncPush, user: CurrentUser, session: SessionDep, redis: RedisDep, device: DeviceId = None
 ) -> SyncPushResult:
@@ -40,6 +49,10 @@ async def push_changes(
     data}`: `base_version` 0 with a new id creates the record; otherwise it names the version
     the device edited. One result per item, in order: `applied` (with the stored record),
     `conflict` (the record moved on; the server's record is returned to merge with and the
-    edit is not applied) or `rejected` (with the reason; nothing of the item was stored).
+    edit is not applied) or `rejected` (nothing of the item was stored). `code` and `error`
+    say why an item was not applied; a malformed item (bad `op`, `id`, `base_version` or
+    `data`) is `rejected` on its own line (`invalid_item` / `invalid_data`, the field named)
+    and the others still apply. An empty batch answers `{"results": []}`; only a malformed
+    body (not an object, `items` not a list, more than 500 items) is a 422, nothing applied.
     Sending the same batch again is safe: items already applied answer `applied` again."""
     return await service.push(session, redis, user.id, body, device_id=device)

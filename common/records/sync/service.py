@@ -7,7 +7,9 @@ before it, however the writes interleaved.
 A push applies each item in its own savepoint, so an item that cannot be applied changes
 nothing and the others still apply. An item is `applied` when its edit was based on the
 server's current version; `conflict`, with the server's record, when it was not (the edit is
-not applied, and the device still has it to merge); `rejected` when it can never apply. A
+not applied, and the device still has it to merge); `rejected` when it can never apply, a
+malformed item included (each item is validated here, not as part of the body, so one bad
+item does not cost the batch). A
 retried batch is recognised by the fingerprint an applied item leaves on its record and is
 answered `applied` again without being applied twice.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,11 +28,12 @@ from sqlalchemy import func
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import Conflict
+from common.errors import Conflict, CursorAhead
 from common.records import service as record_service
 from common.records.crud import owned_records
 from common.records.models import Record
 from common.records.schemas import (
+    PushErrorCode,
     RecordCreate,
     RecordUpdate,
     SyncChanges,
@@ -42,6 +46,9 @@ from common.records.views import change_view, record_public, tombstone
 
 M = TypeVar("M", bound=BaseModel)
 
+# A malformed item's id is echoed in its result only when it is a short string.
+MAX_ECHOED_ID = 64
+
 # One answer for an id that is someone else's and for one that names nothing of the caller's,
 # so a push reveals nothing about other users' records.
 UNUSABLE_ID = "that id cannot be used: it names no record of yours (make a new id for a new record)"
@@ -49,6 +56,10 @@ UNUSABLE_ID = "that id cannot be used: it names no record of yours (make a new i
 
 class _Rejected(Exception):
     """The item can never apply as sent; its savepoint is rolled back."""
+
+    def __init__(self, code: PushErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 async def changes(session: AsyncSession, owner_id: str, *, since: int, limit: int) -> SyncChanges:
@@ -60,6 +71,12 @@ async def changes(session: AsyncSession, owner_id: str, *, since: int, limit: in
         .limit(limit + 1)
     )
     rows = list((await session.execute(statement)).scalars())
+    if not rows:
+        # Nothing after `since`: up to date, unless `since` is past every change numbered (a
+        # cursor from before a restore from backup). Asked only here, so a page costs nothing more.
+        head = await head_cursor(session, owner_id)
+        if since > head:
+            raise CursorAhead(cursor=head)
     page = rows[:limit]
     return SyncChanges(
         changes=[change_view(record) for record in page],
@@ -81,18 +98,43 @@ async def head_cursor(session: AsyncSession, owner_id: str) -> int:
 async def push(
     session: AsyncSession, redis: Redis, owner_id: str, batch: SyncPush, *, device_id: str | None = None
 ) -> SyncPushResult:
-    """Apply a device's batch, item by item in order; one result per item."""
+    """Apply a device's batch, item by item in order; one result per item. An item that is
+    not a well-formed `SyncPushItem` is `rejected` on its own line; the others still apply."""
     device = batch.device_id or device_id
-    fingerprints = [push_fingerprint(device, item) for item in batch.items]
+    parsed = [_parse_item(raw) for raw in batch.items]
+    items = {index: item for index, item in enumerate(parsed) if isinstance(item, SyncPushItem)}
+    fingerprints = {index: push_fingerprint(device, item) for index, item in items.items()}
     pusher = _Pusher(session, redis, owner_id, device)
     results = []
-    for index, item in enumerate(batch.items):
+    for index, item in enumerate(parsed):
+        if isinstance(item, SyncResult):
+            results.append(item)
+            continue
         # A batch that touched a record twice leaves the later item's fingerprint on it; on a
         # retry that also says the earlier item was applied.
-        later = range(index, len(batch.items))
-        marks = {fingerprints[j] for j in later if batch.items[j].id == item.id}
+        marks = {fingerprints[j] for j, other in items.items() if j >= index and other.id == item.id}
         results.append(await pusher.push(item, fingerprints[index], marks))
     return SyncPushResult(results=results)
+
+
+def _parse_item(raw: Any) -> SyncPushItem | SyncResult:
+    """The item, or its `rejected` result naming what is wrong with it."""
+    if not isinstance(raw, dict):
+        return _rejected_item(None, "an item is an object {id, op, base_version, data}")
+    try:
+        return SyncPushItem.model_validate(raw)
+    except ValidationError as exc:
+        return _rejected_item(raw.get("id"), _problems(exc))
+
+
+def _rejected_item(raw_id: Any, problem: str) -> SyncResult:
+    record_id = None
+    if isinstance(raw_id, str) and len(raw_id) <= MAX_ECHOED_ID:
+        try:
+            record_id = str(uuid.UUID(raw_id))  # as a well-formed item's id would read
+        except ValueError:
+            record_id = raw_id
+    return SyncResult(id=record_id, status="rejected", code="invalid_item", error=f"invalid item: {problem}")
 
 
 def push_fingerprint(device_id: str | None, item: SyncPushItem) -> str:
@@ -124,12 +166,13 @@ class _Pusher:
                     return await self._apply(record, item, fingerprint, retry_marks)
                 if item.op == "upsert" and item.base_version == 0:
                     return await self._create(item, fingerprint, retry_marks)
-                raise _Rejected(UNUSABLE_ID)
+                raise _Rejected("unusable_id", UNUSABLE_ID)
         except _Rejected as exc:
-            return SyncResult(id=item.id, status="rejected", error=str(exc))
+            return SyncResult(id=item.id, status="rejected", code=exc.code, error=str(exc))
         except (IntegrityError, DataError):
             # Whatever the database refused of this item was rolled back with its savepoint.
-            return SyncResult(id=item.id, status="rejected", error="the item could not be stored as sent")
+            error = "the item could not be stored as sent"
+            return SyncResult(id=item.id, status="rejected", code="unstorable", error=error)
 
     async def _load_for_update(self, record_id: str) -> Record | None:
         statement = (
@@ -144,13 +187,13 @@ class _Pusher:
     async def _create(self, item: SyncPushItem, fingerprint: str, retry_marks: set[str]) -> SyncResult:
         values = _validated(RecordCreate, {"id": item.id, **_data_of(item)})
         if values.id != item.id:
-            raise _Rejected("data.id differs from the item's id")
+            raise _Rejected("invalid_data", "invalid data: data.id: differs from the item's id")
         try:
             record, created = await record_service.create(
                 self.session, self.redis, self.owner_id, values, device_id=self.device
             )
         except Conflict as exc:  # taken meanwhile by another user
-            raise _Rejected(UNUSABLE_ID) from exc
+            raise _Rejected("unusable_id", UNUSABLE_ID) from exc
         if not created:  # created meanwhile by this user, from another request
             return await self._apply(record, item, fingerprint, retry_marks)
         await self._leave_fingerprint(record, fingerprint)
@@ -162,10 +205,14 @@ class _Pusher:
         if record.is_deleted:
             if item.op == "delete":
                 return SyncResult(id=item.id, status="applied", record=tombstone(record))
-            return SyncResult(id=item.id, status="conflict", record=tombstone(record), error="the record was deleted")
+            return SyncResult(
+                id=item.id, status="conflict", record=tombstone(record), code="deleted", error="the record was deleted"
+            )
         if item.base_version != record.version:
             error = f"the record is at version {record.version}, not {item.base_version}"
-            return SyncResult(id=item.id, status="conflict", record=record_public(record), error=error)
+            return SyncResult(
+                id=item.id, status="conflict", record=record_public(record), code="version_conflict", error=error
+            )
         if item.op == "delete":
             await record_service.soft_delete(
                 self.session, self.redis, self.owner_id, record.id, if_match=item.base_version
@@ -173,7 +220,10 @@ class _Pusher:
         else:
             changes = _validated(RecordUpdate, _data_of(item))
             if changes.version is not None and changes.version != item.base_version:
-                raise _Rejected("data.version differs from base_version; name the version in base_version only")
+                raise _Rejected(
+                    "invalid_data",
+                    "invalid data: data.version: differs from base_version; name it in base_version only",
+                )
             await record_service.update(
                 self.session,
                 self.redis,
@@ -196,7 +246,7 @@ class _Pusher:
 
 def _data_of(item: SyncPushItem) -> dict[str, Any]:
     if item.data is None:
-        raise _Rejected("an upsert carries the record's fields in `data`")
+        raise _Rejected("invalid_item", "invalid item: data: an upsert carries the record's fields in `data`")
     return item.data
 
 
@@ -204,9 +254,15 @@ def _validated(model: type[M], data: dict[str, Any]) -> M:
     try:
         values = model.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in ("data", *error["loc"]))
-            problems.append(f"{field}: {str(error['msg']).removeprefix('Value error, ')}")
-        raise _Rejected("invalid data: " + "; ".join(problems)) from exc
+        raise _Rejected("invalid_data", "invalid data: " + _problems(exc, prefix="data")) from exc
     return values
+
+
+def _problems(exc: ValidationError, prefix: str | None = None) -> str:
+    """`field: message; …` for each problem, the field as a dotted path (`data.title`)."""
+    problems = []
+    for error in exc.errors():
+        path = [prefix, *error["loc"]] if prefix else list(error["loc"])
+        field = ".".join(str(part) for part in path) or "item"
+        problems.append(f"{field}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(problems)

@@ -38,11 +38,15 @@ def chat_service(request: Request) -> ChatService:
 
 Chat = Annotated[ChatService, Depends(chat_service)]
 
+# Streamed or not, a question answers 201: it creates a message (the stream's `done` event
+# carries it). The status is sent before the answer is known, so a provider failing mid-stream
+# is an `error` event inside that 201, not a 502.
 _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "With `stream: true`: Server-Sent Events — `delta` `{text}`, then `done` (the stored "
-        "assistant message) or `error` `{error, detail}`; `: ping` comments while the provider is quiet",
-        "content": {"text/event-stream": {}},
+    201: {
+        "description": "Without `stream`: the stored assistant message (JSON). With `stream: true`: Server-Sent "
+        "Events — `delta` `{text}`, then `done` (the stored assistant message) or `error` `{error, detail}`; "
+        "`: ping` comments while the provider is quiet",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
 
@@ -142,8 +146,9 @@ async def ask(conversation_id: str, data: MessageCreate, user: CurrentUser, chat
     """Ask a question. The answer is grounded in the caller's own records (searched with the
     question) and memories, and cites only records it was given; records that opted out of
     AI never reach a remote provider. Without `stream`: 201 with the stored assistant
-    message, or 502/504 when the provider fails. With `stream`: Server-Sent Events; a client
-    that disconnects cancels the provider's call. The question and its answer are stored
+    message, or 502/504 when the provider fails. With `stream`: 201 too, with Server-Sent
+    Events (a provider failure is then an `error` event); a client that disconnects cancels
+    the provider's call. The question and its answer are stored
     together once the answer is complete. At most 30 questions a minute: 429."""
     # No SessionDep: a write transaction must not stay open while the provider answers.
     turn = await chat.start_turn(user.id, conversation_id, data.content)
@@ -151,6 +156,7 @@ async def ask(conversation_id: str, data: MessageCreate, user: CurrentUser, chat
         return await chat.answer(turn)
     return StreamingResponse(
         chat.stream(turn),
+        status_code=status.HTTP_201_CREATED,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import Forbidden, ServiceUnavailable, Unauthorized
+from common.errors import Forbidden, InvalidCredentials, ServiceUnavailable, SessionEnded, TokenInvalid
 from common.security import AuthUser
 from common.security.passwords import verify_password
 from common.security.sessions import (
+    GRACE,
     REUSED,
     ROTATED,
     Standing,
@@ -21,7 +23,7 @@ from common.security.sessions import (
     open_session,
     rotate_refresh,
 )
-from common.security.tokens import InvalidToken, TokenCodec
+from common.security.tokens import ExpiredToken, InvalidToken, TokenCodec
 from common.users.models import User
 from user_service.app.auth.schemas import TokenPair
 from user_service.app.users import service as user_service
@@ -29,9 +31,19 @@ from user_service.app.users import service as user_service
 FULL_ACCESS = ("read", "write")
 
 
-def _pair(codec: TokenCodec, user_id: str, session_id: str) -> tuple[TokenPair, str]:
-    access = codec.issue("access", user_id, session_id, FULL_ACCESS)
-    refresh = codec.issue("refresh", user_id, session_id)
+def _pair(
+    codec: TokenCodec,
+    user_id: str,
+    session_id: str,
+    *,
+    jtis: tuple[str, str] | None = None,
+    issued_at: datetime | None = None,
+) -> tuple[TokenPair, str]:
+    """A new pair: random ids at login; at a refresh the ids derived from the token it
+    replaces and the session's stamp, so that the same refresh answers the same bytes."""
+    access_jti, refresh_jti = jtis or (None, None)
+    access = codec.issue("access", user_id, session_id, FULL_ACCESS, jti=access_jti, issued_at=issued_at)
+    refresh = codec.issue("refresh", user_id, session_id, jti=refresh_jti, issued_at=issued_at)
     pair = TokenPair(
         access_token=access.token,
         refresh_token=refresh.token,
@@ -43,9 +55,14 @@ def _pair(codec: TokenCodec, user_id: str, session_id: str) -> tuple[TokenPair, 
 async def login(session: AsyncSession, redis: Redis, codec: TokenCodec, username: str, password: str) -> TokenPair:
     user = await user_service.get_by_username(session, username)
     if not await verify_password(password, user.password_hash if user else None) or user is None:
-        raise Unauthorized("incorrect username or password")
+        raise InvalidCredentials("incorrect username or password")
     if not user.is_active:
         raise Forbidden("this account is deactivated")
+    return await open_session_for(redis, codec, user)
+
+
+async def open_session_for(redis: Redis, codec: TokenCodec, user: User) -> TokenPair:
+    """A new session (refresh family) for `user`, who has proved who they are, and its first pair."""
     session_id = uuid.uuid4().hex
     pair, refresh_jti = _pair(codec, user.id, session_id)
     await open_session(redis, user.id, session_id, refresh_jti, int(codec.refresh_lifetime.total_seconds()))
@@ -53,26 +70,44 @@ async def login(session: AsyncSession, redis: Redis, codec: TokenCodec, username
     return pair
 
 
-async def refresh(session: AsyncSession, redis: Redis, codec: TokenCodec, refresh_token: str) -> TokenPair:
-    """Trade a refresh token for a new pair; the old one dies. Reuse ends the session."""
+async def refresh(
+    session: AsyncSession, redis: Redis, codec: TokenCodec, refresh_token: str, *, grace_seconds: int = 0
+) -> TokenPair:
+    """Trade a refresh token for a new pair; the old one dies. Presented again within
+    `grace_seconds` (while its successor is unused for a refresh), it answers that same pair
+    again; any other reuse ends the session."""
     try:
         claims = codec.decode(refresh_token, "refresh")
+    except ExpiredToken as exc:
+        raise SessionEnded("the refresh token has expired; log in again") from exc
     except InvalidToken as exc:
-        raise Unauthorized("invalid or expired refresh token") from exc
+        raise TokenInvalid("invalid refresh token") from exc
     user = await session.get(User, claims.sub)
-    if user is None or not user.is_active:
-        raise Unauthorized("invalid or expired refresh token")
-    pair, new_jti = _pair(codec, user.id, claims.sid)
+    if user is None:
+        raise TokenInvalid("invalid refresh token")
+    if not user.is_active:
+        raise SessionEnded("the session has ended; log in again")
+    jtis = codec.successor_jtis(claims.jti)
+    now = int(datetime.now(UTC).timestamp())
     try:
-        outcome = await rotate_refresh(
-            redis, user.id, claims.sid, claims.jti, new_jti, int(codec.refresh_lifetime.total_seconds())
+        rotation = await rotate_refresh(
+            redis,
+            user.id,
+            claims.sid,
+            claims.jti,
+            jtis[1],
+            int(codec.refresh_lifetime.total_seconds()),
+            issued_at=now,
+            grace_seconds=grace_seconds,
         )
     except RedisError as exc:  # sessions live in Redis: fail closed, as authentication does
         raise ServiceUnavailable("sessions are unavailable; try again shortly") from exc
-    if outcome == REUSED:
-        raise Unauthorized("this refresh token was already used; the session has been ended")
-    if outcome != ROTATED:
-        raise Unauthorized("the session has ended; log in again")
+    if rotation.outcome == REUSED:
+        raise SessionEnded("this refresh token was already used; the session has been ended")
+    if rotation.outcome not in (ROTATED, GRACE):
+        raise SessionEnded("the session has ended; log in again")
+    issued_at = datetime.fromtimestamp(rotation.issued_at, UTC)
+    pair, _ = _pair(codec, user.id, claims.sid, jtis=jtis, issued_at=issued_at)
     return pair
 
 

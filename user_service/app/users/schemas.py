@@ -6,12 +6,55 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from common.security.passwords import MAX_PASSWORD_LENGTH, password_problem
 
-USERNAME_MAX_LENGTH = 32
-Username = Annotated[str, Field(min_length=3, max_length=USERNAME_MAX_LENGTH, pattern=r"^[\w.\-]+$")]
+USERNAME_MIN_LENGTH, USERNAME_MAX_LENGTH = 3, 32
+USERNAME_RULE = (
+    f"A username is {USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} characters long and uses only letters "
+    "(of any alphabet, e.g. 梅 or é), digits, '.', '_' and '-': no spaces or other symbols"
+)
+# What broke the rule, said after it.
+_USERNAME_PROBLEMS = {
+    "string_too_short": "this one is too short",
+    "string_too_long": "this one is too long",
+    "string_pattern_mismatch": "this one has a character that is not allowed",
+}
+
+
+def _username_rule_in_words(value: object, handler: ValidatorFunctionWrapHandler) -> str:
+    """The length and pattern checks, refused with the rule in words instead of the regex."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        kind = exc.errors()[0]["type"]
+        if kind not in _USERNAME_PROBLEMS:  # e.g. not a string at all: pydantic says it well
+            raise
+        raise PydanticCustomError(kind, f"{USERNAME_RULE}; {_USERNAME_PROBLEMS[kind]}.") from None
+
+
+Username = Annotated[
+    str,
+    Field(
+        min_length=USERNAME_MIN_LENGTH,
+        max_length=USERNAME_MAX_LENGTH,
+        pattern=r"^[\w.\-]+$",
+        description=f"{USERNAME_RULE}. Unique whatever its case.",
+        examples=["mei_li"],
+    ),
+    WrapValidator(_username_rule_in_words),
+]
 Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 DisplayName = Annotated[str, Field(min_length=1, max_length=64)]
 # Never stripped, even in models that strip their other strings: a password is kept as typed.
@@ -46,7 +89,7 @@ class UserCreate(UserBase):
     def _fits_its_key(cls, value: str) -> str:
         # The unique key is the case-folded name, which can be longer ("ß" -> "ss").
         if len(value.casefold()) > USERNAME_MAX_LENGTH:
-            raise ValueError(f"username must be at most {USERNAME_MAX_LENGTH} characters once case-folded")
+            raise ValueError(f"{USERNAME_RULE}; this one is too long once case-folded (ß counts as ss).")
         return value
 
     @field_validator("password")

@@ -20,6 +20,7 @@ from common.errors import (
     RateLimited,
     RelayedError,
     ServiceUnavailable,
+    TokenInvalid,
     Unauthorized,
     UpstreamError,
     error_responses,
@@ -67,7 +68,9 @@ async def refresh_session(
     request: Request, response: Response, sessions: AccountSessionsDep, refresh_token: RefreshCookie = None
 ) -> SessionToken:
     """A new access token for the session in the `jilu_refresh` cookie, which is rotated. 401
-    without the cookie, or when its session has ended (the cookie is then cleared)."""
+    without the cookie (`unauthorized`), or when its session has ended (`session_ended`; the
+    cookie is then cleared). A cookie presented again within the refresh grace window (two
+    tabs at once, a retry after a lost answer) gets the same answer and the same new cookie."""
     if not refresh_token:
         raise Unauthorized("no session; log in")
     try:
@@ -75,7 +78,7 @@ async def refresh_session(
     except RelayedError as exc:
         if exc.status_code not in (401, 422):
             raise
-        error = exc if exc.status_code == 401 else Unauthorized("invalid session cookie")
+        error = exc if exc.status_code == 401 else TokenInvalid("invalid session cookie")
         error.headers["set-cookie"] = cleared_cookie(secure=is_https(request))
         raise error from None
     return _answer(tokens, sessions, request, response)

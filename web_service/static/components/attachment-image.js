@@ -1,29 +1,23 @@
-// An attachment's image. The attachment routes need the Authorization header, which an
-// <img src> cannot send, so the bytes come through attachmentUrl() (cached blob: URLs).
-import { html, useEffect, useState } from '../vendor/preact-htm.module.js';
-import { attachmentUrl } from '../lib/api.js';
+// An attachment's image. `url` / `thumbnail_url` are signed links on this origin that need no
+// Authorization header, so the browser loads them itself (img-src 'self') and caches them by
+// their ETag; a link expires after an hour or more, and every fresh read of a record brings
+// new ones.
+import { html, useState } from '../vendor/preact-htm.module.js';
 import { t } from '../lib/i18n.js';
 
 export function AttachmentImage({ url, alt, className = '' }) {
-  const [state, setState] = useState({ src: null, failed: false });
-  useEffect(() => {
-    let live = true;
-    setState({ src: null, failed: false });
-    attachmentUrl(url).then(
-      (src) => live && setState({ src, failed: false }),
-      () => live && setState({ src: null, failed: true }),
-    );
-    return () => {
-      live = false;
-    };
-  }, [url]);
-  if (state.failed) {
+  // Which URL has loaded or failed: a new URL (a fresh signature) starts over by itself.
+  const [state, setState] = useState({ loaded: null, failed: null });
+  if (state.failed === url) {
     return html`<span class=${'attachment-placeholder failed ' + className} role="img"
       aria-label=${t('attachment.imageFailed', { name: alt })}>!</span>`;
   }
-  if (!state.src) {
-    return html`<span class=${'attachment-placeholder ' + className} role="img" aria-label=${alt}>
-      <span class="spinner" aria-hidden="true"></span></span>`;
-  }
-  return html`<img class=${className} src=${state.src} alt=${alt} decoding="async" />`;
+  const loaded = state.loaded === url;
+  // The spinner stands in until the image has arrived; the image loads (hidden) meanwhile.
+  return html`${!loaded &&
+    html`<span class=${'attachment-placeholder ' + className} role="img" aria-label=${alt}>
+      <span class="spinner" aria-hidden="true"></span></span>`}<img class=${className} src=${url} alt=${alt}
+      decoding="async" hidden=${!loaded}
+      onLoad=${() => setState({ loaded: url, failed: null })}
+      onError=${() => setState({ loaded: null, failed: url })} />`;
 }

@@ -1,5 +1,6 @@
 // Attachments that are not thumbnails: audio to play and other files to download, both
-// through attachmentUrl() (the routes need the Authorization header).
+// through attachmentUrl() (a blob: URL: a download keeps its file name, and audio does not
+// stop when its signed URL expires in a tab left open).
 import { html, useEffect, useState } from '../vendor/preact-htm.module.js';
 import { attachmentUrl, errorMessage } from '../lib/api.js';
 import { t } from '../lib/i18n.js';

@@ -186,8 +186,10 @@ async function poll() {
       }
       if (!page.has_more) return;
     }
-  } catch {
-    // Try again on the next tick.
+  } catch (error) {
+    // A cursor ahead of the server (restored from a backup meanwhile): start again from its
+    // head on the next tick, which resets the views. Anything else: try again on the next tick.
+    if (error instanceof ApiError && error.code === 'cursor_ahead' && generation === state.generation) state.cursor = null;
   } finally {
     state.polling = false;
   }

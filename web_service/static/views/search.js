@@ -1,6 +1,6 @@
 // Search (`#/search?q=…&kind=…&tag=…`): the query lives in the hash, so reload and back
 // show the same results. `/` anywhere opens this view with the cursor in the box.
-// The API answers one ranked page (no cursor): "Load more" asks again for a larger page.
+// Results come in ranked pages: "Load more" follows the page's `next_cursor`.
 import { html, useEffect, useRef, useState } from '../vendor/preact-htm.module.js';
 import { api, query as toQuery } from '../lib/api.js';
 import { t } from '../lib/i18n.js';
@@ -11,7 +11,11 @@ import { rememberTitle } from '../components/view-helpers.js';
 import { KINDS } from '../components/kind-select.js';
 
 const PAGE = 20;
-const MAX_RESULTS = 100; // the API's cap on `limit`
+const NO_MORE = { items: [], next: null, loading: false, error: null };
+
+function searchPath(q, kind, tag, cursor) {
+  return '/api/v1/search' + toQuery({ q, limit: PAGE, kind, tag, cursor });
+}
 
 function TagFilter({ value, onChange }) {
   const tags = useLoad((signal) => api.get('/api/v1/tags', { signal }), []);
@@ -36,8 +40,8 @@ export function SearchView({ query }) {
   const key = JSON.stringify([q, kind, tag]);
 
   const [draft, setDraft] = useState(q);
-  const [more, setMore] = useState({ key, limit: PAGE });
-  const limit = more.key === key ? more.limit : PAGE;
+  // The pages after the first, valid only on top of the first page they followed (`base`).
+  const [extra, setExtra] = useState({ base: null, ...NO_MORE });
   const inputRef = useRef(null);
 
   // The person came here to type: the box has the focus on arrival, and again when `/` is
@@ -50,11 +54,11 @@ export function SearchView({ query }) {
   useEffect(() => setDraft(q), [q]);
 
   const results = useLoad(async (signal) => {
-    if (!q) return { key, limit, items: [] };
-    const page = await api.get('/api/v1/search' + toQuery({ q, limit, kind, tag }), { signal });
+    if (!q) return { key, items: [], next: null };
+    const page = await api.get(searchPath(q, kind, tag), { signal });
     for (const hit of page.items) rememberTitle(hit.record);
-    return { key, limit, items: page.items };
-  }, [key, limit]);
+    return { key, items: page.items, next: page.next_cursor };
+  }, [key]);
 
   const go = (next) => {
     const params = { q: draft, kind, tag, ...next };
@@ -67,8 +71,24 @@ export function SearchView({ query }) {
 
   const data = results.data;
   const fresh = data && data.key === key;
-  const items = fresh ? data.items : [];
-  const canLoadMore = fresh && items.length >= data.limit && data.limit < MAX_RESULTS;
+  const more = fresh && extra.base === data ? extra : { ...NO_MORE, next: fresh ? data.next : null };
+  // A record edited between two pages may move across them: show it once.
+  const seen = new Set();
+  const items = (fresh ? [...data.items, ...more.items] : []).filter((hit) => !seen.has(hit.record.id) && seen.add(hit.record.id));
+  const canLoadMore = Boolean(more.next) && !results.loading;
+
+  const loadMore = async () => {
+    if (!more.next || more.loading) return;
+    const base = data;
+    setExtra({ ...more, base, loading: true, error: null });
+    try {
+      const page = await api.get(searchPath(q, kind, tag, more.next));
+      for (const hit of page.items) rememberTitle(hit.record);
+      setExtra((x) => (x.base !== base ? x : { base, items: [...x.items, ...page.items], next: page.next_cursor, loading: false, error: null }));
+    } catch (error) {
+      setExtra((x) => (x.base !== base ? x : { ...x, loading: false, error }));
+    }
+  };
 
   let body;
   if (!q) {
@@ -88,10 +108,10 @@ export function SearchView({ query }) {
         </li>`)}
       </ol>`}
       ${results.error && html`<${ErrorBox} error=${results.error} what onRetry=${results.reload} />`}
-      ${canLoadMore && !results.error && html`<p class="load-more">
-        <button type="button" class="secondary" disabled=${results.loading} aria-busy=${results.loading}
-          onClick=${() => setMore({ key, limit: Math.min(MAX_RESULTS, limit + PAGE) })}>
-          ${results.loading ? t('common.loading') : t('common.loadMore')}
+      ${more.error && html`<${ErrorBox} error=${more.error} what onRetry=${loadMore} />`}
+      ${canLoadMore && !results.error && !more.error && html`<p class="load-more">
+        <button type="button" class="secondary" disabled=${more.loading} aria-busy=${more.loading} onClick=${loadMore}>
+          ${more.loading ? t('common.loading') : t('common.loadMore')}
         </button>
       </p>`}`;
   }

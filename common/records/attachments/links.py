@@ -1,0 +1,104 @@
+"""Signed attachment URLs: what an image loader fetches without an `Authorization` header.
+
+    <port base URL>/api/v1/files/<attachment id>/<original|thumb>?owner=<owner id>&expires=<unix time>&sig=<hex>
+
+`sig` is an HMAC-SHA256, under a key derived from the instance secret for this purpose
+alone (`common.security.keys`), over the attachment id, the variant, the owner id and the
+expiry. The signature is checked before any database work; then the file is looked up
+through the owner's repository like the bearer route's, so a URL stops working once the
+attachment is removed or its record deleted, and a URL signed for one user never reaches
+another user's attachment. Every refusal is the same 404 (an expired link says so: that
+much is in the URL itself).
+
+Expiries are rounded up to a bucket of `EXPIRY_BUCKET` seconds, so repeated reads within a
+few minutes give byte-identical URLs and caches keyed on the URL keep working.
+
+Which URLs a response carries is decided per request: a dependency of the record routers
+(`bind_attachment_links`) puts an `AttachmentLinks` for the port that answered into a
+context variable that `common.records.views` reads. Outside a request (the export's
+`records.json`) the views fall back to the bearer paths, `/api/v1/attachments/<id>`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+
+from common.errors import NotFound
+from common.public_urls import port_base_url
+from common.security.keys import sign, verify_signature
+
+PURPOSE = "attachment-url"
+FILES_PATH = "/api/v1/files"
+EXPIRY_BUCKET = 300  # seconds
+Variant = Literal["original", "thumb"]
+VARIANTS: tuple[Variant, ...] = ("original", "thumb")
+
+
+def now() -> float:
+    """The time links are signed and checked at (a seam for tests)."""
+    return time.time()
+
+
+def _message(attachment_id: str, variant: str, owner_id: str, expires: int) -> str:
+    return f"{attachment_id}\n{variant}\n{owner_id}\n{expires}"
+
+
+def signature(secret: str, attachment_id: str, variant: str, owner_id: str, expires: int) -> str:
+    """The `sig` of a URL for `owner_id`'s attachment `variant`, valid until `expires`."""
+    return sign(secret, PURPOSE, _message(attachment_id, variant, owner_id, expires))
+
+
+def expiry(now: float, lifetime: int) -> int:
+    """`now + lifetime`, rounded up to the bucket (the bucket is never longer than the lifetime)."""
+    bucket = max(1, min(EXPIRY_BUCKET, lifetime))
+    return math.ceil((now + lifetime) / bucket) * bucket
+
+
+def signed_path(secret: str, attachment_id: str, variant: Variant, owner_id: str, expires: int) -> str:
+    query = urlencode(
+        {"owner": owner_id, "expires": expires, "sig": signature(secret, attachment_id, variant, owner_id, expires)}
+    )
+    return f"{FILES_PATH}/{attachment_id}/{variant}?{query}"
+
+
+def check(secret: str, attachment_id: str, variant: str, owner_id: str, expires: int, sig: str, at: float) -> None:
+    """Raise the one `NotFound` of a signed URL unless `sig` is valid and not expired `at`."""
+    if expires < at:
+        raise NotFound("this link has expired: read the record again for a fresh one")
+    if not verify_signature(secret, PURPOSE, _message(attachment_id, variant, owner_id, expires), sig.lower()):
+        raise NotFound("no such file, or the link is not valid")
+
+
+@dataclass(frozen=True)
+class AttachmentLinks:
+    """Makes the signed, absolute URLs of one response."""
+
+    base_url: str
+    secret: str
+    lifetime: int
+
+    def url(self, attachment_id: str, variant: Variant, owner_id: str) -> str:
+        expires = expiry(now(), self.lifetime)
+        return self.base_url + signed_path(self.secret, attachment_id, variant, owner_id, expires)
+
+
+_current: ContextVar[AttachmentLinks | None] = ContextVar("attachment_links", default=None)
+
+
+def current_links() -> AttachmentLinks | None:
+    """The links of the request being answered, if a record router bound them."""
+    return _current.get()
+
+
+async def bind_attachment_links(request: Request) -> None:
+    """A router dependency (async: it must run in the endpoint's own context): the
+    attachment URLs of this response are signed and absolute, for the port that answered."""
+    settings = request.app.state.settings
+    _current.set(AttachmentLinks(port_base_url(request), settings.secret, settings.attachment_url_seconds))

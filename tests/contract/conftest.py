@@ -1,0 +1,44 @@
+"""The stack a client developer meets: user_service, llm_service and mobile_service served
+over real HTTP (uvicorn in threads), on one migrated SQLite database and the test Redis, the
+mobile port relaying to the other two by their base URLs; the LLM provider is the offline one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from common.database.migrate import upgrade_to_head
+from llm_service.app.config import LlmSettings
+from llm_service.app.main import create_app as create_llm_app
+from mobile_service.app.config import MobileSettings
+from mobile_service.app.main import create_app as create_mobile_app
+from tests.support import serve_app
+from user_service.app.config import UserSettings
+from user_service.app.main import create_app as create_user_app
+
+
+@dataclass(frozen=True)
+class ServedStack:
+    mobile_url: str
+    user_url: str
+    llm_url: str
+
+
+@pytest.fixture
+async def served_stack(make_settings: Callable[..., Any], tmp_path: Path, redis: Redis) -> AsyncIterator[ServedStack]:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'jilu.db'}"
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    common = {"database_url": database_url, "llm_provider": "local"}
+    async with AsyncExitStack() as stack:
+        user_url = await stack.enter_async_context(serve_app(create_user_app(make_settings(UserSettings, **common))))
+        llm_url = await stack.enter_async_context(serve_app(create_llm_app(make_settings(LlmSettings, **common))))
+        mobile = create_mobile_app(make_settings(MobileSettings, user_url=user_url, llm_url=llm_url, **common))
+        mobile_url = await stack.enter_async_context(serve_app(mobile))
+        yield ServedStack(mobile_url, user_url, llm_url)
