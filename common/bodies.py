@@ -1,27 +1,58 @@
-"""Request bodies, checked before anyone reads them: the JSON size cap (413) and the media
-types a route accepts (415).
+"""Request bodies, checked before anyone reads them: the size cap of the bodies the server
+parses in memory (JSON and forms, 413) and the media types a route accepts (415).
 
 Both live in one ASGI middleware, so a refused body is never buffered whole: an oversized
-`Content-Length` is refused before the app runs, a streamed (chunked) body is counted as it
-arrives and refused as soon as it passes the cap, and a body of the wrong type is refused
+`Content-Length` is refused before the body is read, a streamed (chunked) body is counted as
+it arrives and refused as soon as it passes the cap, and a body of the wrong type is refused
 before its first byte is read. Which types a route accepts is read from the route itself
 (the body parameter FastAPI parses for it); routes that read their body themselves (the
-login form, the multipart uploads, the import zip) check it themselves, so no list of
-paths is kept here.
+login form, the multipart uploads, the import zip) check it themselves, and a route that
+streams a multipart body under a cap of its own says so on its endpoint (`own_size_cap`),
+so no list of paths is kept here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from fastapi.params import Form
+from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 JSON = "application/json"
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+FORM_TYPES = (URLENCODED, MULTIPART)
+
+_OWN_SIZE_CAP = "__jilu_own_size_cap__"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def own_size_cap(endpoint: Endpoint) -> Endpoint:
+    """Mark a route's endpoint as streaming its multipart body itself under a size cap of
+    its own (attachment uploads, the import zip): the guard then leaves that body to it.
+    Every other multipart body is capped like JSON, since FastAPI's and Starlette's form
+    parsing keep up to 1 MB per field and 1000 fields."""
+    setattr(endpoint, _OWN_SIZE_CAP, True)
+    return endpoint
+
+
+def has_own_size_cap(route: Any) -> bool:
+    return bool(getattr(getattr(route, "endpoint", None), _OWN_SIZE_CAP, False))
+
+
+def route_to_pick(scope: Scope) -> Any:
+    """The route the router will pick for this request, before it runs; None when none
+    matches fully (a 404 or 405 reads no body)."""
+    probe = {**scope, "fastapi": {}}  # matching writes there; keep the request's own
+    for route in iter_route_contexts(scope["app"].router.routes):
+        if route.matches(probe)[0] is Match.FULL:
+            return route
+    return None
 
 
 def media_type(content_type: str | None) -> str:
@@ -70,11 +101,15 @@ class _BodyRefused(Exception):
 
 
 class BodyGuardMiddleware:
-    """Refuse JSON bodies over `max_json_bytes` (413 `payload_too_large`) and bodies a route
-    does not take (415 `unsupported_media_type`, naming what it takes), before they are read.
+    """Refuse JSON and form bodies over `max_json_bytes` (413 `payload_too_large`) and bodies
+    a route does not take (415 `unsupported_media_type`, naming what it takes), before they
+    are read.
 
-    The size cap is keyed on the content type: JSON (`application/json`, `+json`) is capped
-    here; multipart uploads and the import zip are capped by their routes as they stream.
+    The size cap is keyed on the content type: JSON (`application/json`, `+json`) and
+    urlencoded forms are capped on every route, before the app runs when `Content-Length`
+    says so; multipart bodies too, except on routes marked `own_size_cap` (uploads, the
+    import zip: capped by their routes as they stream), which is known once the route is
+    picked, at the first read. Other types are left to the route (it refuses them).
     A non-JSON body sent to a JSON route is refused as 415 before its first byte is read,
     so it is never buffered either. The refusal is sent from here, and whatever the app
     answers after it (it sees the read fail) is dropped.
@@ -109,7 +144,8 @@ class _GuardedRequest:
         self.app, self.cap = guard.app, guard.max_json_bytes
         self.scope, self._receive, self._send = scope, receive, send
         self.media = media_type(content_type)
-        self.capped = is_json(self.media)
+        # Multipart is capped too unless the route caps it itself: decided at the first read.
+        self.capped = is_json(self.media) or self.media == URLENCODED
         self.length = length
         self.received = 0
         self.type_checked = False
@@ -119,12 +155,16 @@ class _GuardedRequest:
 
     async def run(self) -> None:
         try:
-            if self.capped and self.length is not None and self.length > self.cap:
+            if self.length is not None and self.length > self.cap and self._capped_before_routing():
                 await self._refuse_too_large()  # nothing read, the app never runs
             await self.app(self.scope, self.receive, self.send)
         except _BodyRefused:
             if not self.answered:
                 raise  # the app had already started its answer: the server ends the connection
+
+    def _capped_before_routing(self) -> bool:
+        # Only for a multipart body already known to be too large is the route looked up early.
+        return self.capped or (self.media == MULTIPART and not has_own_size_cap(route_to_pick(self.scope)))
 
     async def receive(self) -> Message:
         if self.refused:
@@ -133,6 +173,10 @@ class _GuardedRequest:
             # The first read happens after routing, so the route is known by now.
             self.type_checked = True
             await self._check_media_type()
+            if self.media == MULTIPART and not has_own_size_cap(self.scope.get("route")):
+                self.capped = True
+                if self.length is not None and self.length > self.cap:
+                    await self._refuse_too_large()  # nothing read yet
         message = await self._receive()
         if message["type"] == "http.request" and self.capped:
             self.received += len(message.get("body", b""))
@@ -157,7 +201,8 @@ class _GuardedRequest:
 
     async def _refuse_too_large(self) -> None:
         kb = self.cap // 1024
-        await self._refuse(413, "payload_too_large", f"a JSON body may be at most {kb} KB")
+        kind = "JSON" if is_json(self.media) else "form"
+        await self._refuse(413, "payload_too_large", f"a {kind} body may be at most {kb} KB")
 
     async def _refuse(self, status: int, code: str, detail: str) -> None:
         if not self.response_started:

@@ -42,7 +42,7 @@ def _split_csv(value: object) -> object:
 
 
 class JiluSettings(BaseSettings):
-    """Every setting of SPEC §2. Services subclass it with `service_settings_config`."""
+    """Every setting (the README lists them). Services subclass it with `service_settings_config`."""
 
     model_config = SettingsConfigDict(
         env_prefix="JILU_",

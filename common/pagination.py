@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from common.errors import BadRequest, Unprocessable
+from common.errors import Unprocessable
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -44,7 +44,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError("a cursor time without a time zone")
         return when, str(row_id)
     except (ValueError, TypeError) as exc:
-        raise BadRequest("the cursor is not one this server gave out") from exc
+        raise Unprocessable("query.cursor", "not a cursor this server gave out") from exc
 
 
 def _scope_digest(scope: str) -> str:

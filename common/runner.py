@@ -105,6 +105,10 @@ def run_service(service: str, app_module: str) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # Who the client is and which scheme and host it used are decided by the app from
+        # JILU_TRUSTED_PROXIES (common/security/client_address.py, origin.py); uvicorn's own
+        # proxy-header handling would believe any loopback peer's X-Forwarded-* first.
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run(sockets=[sock])

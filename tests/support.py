@@ -64,7 +64,14 @@ async def serve_app(app: FastAPI) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # The protocol the services run with (common/runner.py), so the wire behaves as deployed.
-    config = uvicorn.Config(app, http=JiluHttpProtocol, log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        http=JiluHttpProtocol,
+        proxy_headers=False,  # as common/runner.py serves every service
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()

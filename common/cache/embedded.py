@@ -80,7 +80,7 @@ def embedded_redis_command(url: str, data_dir: Path) -> list[str]:
         str(data_dir),
         "--daemonize",
         "no",
-        # Every acknowledged write reaches the disk before Redis answers (SPEC §6); an
+        # Every acknowledged write reaches the disk before Redis answers (nothing acknowledged is lost); an
         # instance for a family writes little, so the cost of fsync per write is small.
         "--appendonly",
         "yes",

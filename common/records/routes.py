@@ -22,6 +22,7 @@ from common.errors import (
 )
 from common.pagination import Page, PageCursor, PageLimit
 from common.records import search, service
+from common.records.attachments.links import AttachmentLinksDep
 from common.records.schemas import (
     Kind,
     RecordCreate,
@@ -91,6 +92,7 @@ async def create_record(
     session: SessionDep,
     redis: RedisDep,
     response: Response,
+    links: AttachmentLinksDep,
     device: DeviceId = None,
 ) -> RecordPublic:
     """Create a record. With a client-made `id` the call is idempotent: repeating it answers
@@ -98,24 +100,31 @@ async def create_record(
     record, created = await service.create(session, redis, user.id, body, device_id=device)
     if not created:
         response.status_code = status.HTTP_200_OK
-    return _with_etag(response, record_public(record))
+    return _with_etag(response, record_public(record, links))
 
 
 @router.get("/records", response_model=Page[RecordPublic], responses=error_responses(BadRequest))
 async def list_records(
-    user: CurrentUser, session: SessionDep, filters: Filters, limit: PageLimit = 50, cursor: PageCursor = None
+    user: CurrentUser,
+    session: SessionDep,
+    filters: Filters,
+    links: AttachmentLinksDep,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
 ) -> Page[RecordPublic]:
     """The caller's records, newest `occurred_at` first; filter by kind (repeat `kind` for any
     of several), tag (repeat `tag` for records with all of several) and time range
     (`from` inclusive, `to` exclusive). Keep the same filters while following `next_cursor`."""
     rows, next_cursor = await service.list_page(session, user.id, limit=limit, cursor=cursor, filters=filters)
-    return Page[RecordPublic](items=[record_public(r) for r in rows], next_cursor=next_cursor)
+    return Page[RecordPublic](items=[record_public(r, links) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic, responses=error_responses(NotFound))
-async def read_record(record_id: str, user: CurrentUser, session: SessionDep, response: Response) -> RecordPublic:
+async def read_record(
+    record_id: str, user: CurrentUser, session: SessionDep, response: Response, links: AttachmentLinksDep
+) -> RecordPublic:
     """One record of the caller's."""
-    return _with_etag(response, record_public(await service.get(session, user.id, record_id)))
+    return _with_etag(response, record_public(await service.get(session, user.id, record_id), links))
 
 
 @router.patch(
@@ -130,37 +139,52 @@ async def update_record(
     session: SessionDep,
     redis: RedisDep,
     response: Response,
+    links: AttachmentLinksDep,
     if_match: IfMatch = None,
     device: DeviceId = None,
 ) -> RecordPublic:
     """Edit a record. Name the version you edited (`If-Match: "3"` or `"version": 3`); if the
     record has moved on since, the answer is 409 with the `current` record to merge with."""
     record = await service.update(
-        session, redis, user.id, record_id, body, if_match=service.parse_if_match(if_match), device_id=device
+        session,
+        redis,
+        user.id,
+        record_id,
+        body,
+        links=links,
+        if_match=service.parse_if_match(if_match),
+        device_id=device,
     )
-    return _with_etag(response, record_public(record))
+    return _with_etag(response, record_public(record, links))
 
 
 @router.delete(
     "/records/{record_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(NotFound, VersionConflict)
 )
 async def delete_record(
-    record_id: str, user: CurrentUser, session: SessionDep, redis: RedisDep, if_match: IfMatch = None
+    record_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    redis: RedisDep,
+    links: AttachmentLinksDep,
+    if_match: IfMatch = None,
 ) -> Response:
     """Delete a record (it stays in the sync feed as a tombstone). `If-Match` is optional."""
-    await service.soft_delete(session, redis, user.id, record_id, if_match=service.parse_if_match(if_match))
+    await service.soft_delete(
+        session, redis, user.id, record_id, links=links, if_match=service.parse_if_match(if_match)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/trash", response_model=Page[TrashedRecord], responses=error_responses(BadRequest))
 async def list_trash(
-    user: CurrentUser, session: SessionDep, limit: PageLimit = 50, cursor: PageCursor = None
+    user: CurrentUser, session: SessionDep, links: AttachmentLinksDep, limit: PageLimit = 50, cursor: PageCursor = None
 ) -> Page[TrashedRecord]:
     """The caller's deleted records not yet purged, most recently deleted first, each with
     its `deleted_at`. They are purged `JILU_TRASH_DAYS` after `deleted_at`; until then
     `POST /api/v1/records/{id}/restore` brings one back."""
     rows, next_cursor = await service.trash_page(session, user.id, limit=limit, cursor=cursor)
-    return Page[TrashedRecord](items=[trashed_record(r) for r in rows], next_cursor=next_cursor)
+    return Page[TrashedRecord](items=[trashed_record(r, links) for r in rows], next_cursor=next_cursor)
 
 
 @router.post("/records/{record_id}/restore", response_model=RecordPublic, responses=error_responses(NotFound))
@@ -170,13 +194,14 @@ async def restore_record(
     session: SessionDep,
     redis: RedisDep,
     response: Response,
+    links: AttachmentLinksDep,
     device: DeviceId = None,
 ) -> RecordPublic:
     """Take a record of yours out of the trash. It is back in lists, search, tags and the
     sync feed as it was deleted (attachments included, a share link still revoked), at a
     new version (`ETag`). 404 unless the record is in your trash (live, purged or unknown)."""
     record = await service.restore(session, redis, user.id, record_id, device_id=device)
-    return _with_etag(response, record_public(record))
+    return _with_etag(response, record_public(record, links))
 
 
 @router.get("/tags", response_model=list[TagCount])
@@ -190,6 +215,7 @@ async def search_records(
     user: CurrentUser,
     session: SessionDep,
     filters: Filters,
+    links: AttachmentLinksDep,
     q: Annotated[str, Query(min_length=1, max_length=200, description="Chinese, English or both")],
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_RESULTS)] = 20,
     cursor: PageCursor = None,
@@ -199,5 +225,5 @@ async def search_records(
     `cursor` with the same `q` and filters (a cursor of another search, or of another user,
     is 422); it is null on the last page and after the first 1,000 results."""
     hits, next_cursor = await search.search_page(session, user.id, q, limit=limit, cursor=cursor, filters=filters)
-    items = [SearchHit(record=record_public(r), score=score, highlight=snippet) for r, score, snippet in hits]
+    items = [SearchHit(record=record_public(r, links), score=score, highlight=snippet) for r, score, snippet in hits]
     return Page[SearchHit](items=items, next_cursor=next_cursor)

@@ -1,4 +1,4 @@
-"""Records on the wire (SPEC §4 "Shapes the clients rely on")."""
+"""Records on the wire: the shapes clients rely on (docs/api.md, docs/records.md)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,20 @@ SERVER_OWNED_FIELDS = frozenset(
 class RecordCreate(RecordBase):
     """A new record; `id` may be made on the device (then a repeated create is idempotent)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "diary",
+                    "title": "Walk by the river",
+                    "content": "Plum blossoms along the river today. 河边的梅花开了。",
+                    "tags": ["walk", "spring"],
+                    "occurred_at": "2026-03-14T17:30:00+08:00",
+                }
+            ]
+        },
+    )
     read_only_fields: ClassVar[frozenset[str]] = SERVER_OWNED_FIELDS | {"version"}
 
     id: ClientId | None = None
@@ -75,7 +88,12 @@ class RecordCreate(RecordBase):
 class RecordUpdate(_Storable):
     """Fields to change; `version` (or the If-Match header) names the version edited."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"version": 3, "content": "Plum blossoms along the river, and a heron.", "tags": ["walk"]}]
+        },
+    )
     read_only_fields: ClassVar[frozenset[str]] = SERVER_OWNED_FIELDS | {"id"}
 
     version: Annotated[int, Field(ge=1)] | None = None

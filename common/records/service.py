@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from common.errors import Conflict, NotFound, PreconditionRequired, VersionConflict
 from common.pagination import paginate
 from common.records import search
+from common.records.attachments.links import AttachmentLinks
 from common.records.crud import get_owned, get_trashed, next_change_seq, owned_records, trashed_records
 from common.records.events import EventType, publish_record_event
 from common.records.models import Record, RecordTag
@@ -127,7 +128,11 @@ def parse_if_match(header: str | None) -> int | None:
     return int(value)
 
 
-def check_version(record: Record, expected: int | None, *, required: bool = True) -> None:
+def check_version(
+    record: Record, expected: int | None, *, links: AttachmentLinks | None, required: bool = True
+) -> None:
+    """Raise unless `expected` is the record's version; a conflict carries the `current`
+    record, its attachment URLs made by `links`."""
     if expected is None:
         if required:
             raise PreconditionRequired("say which version you edited: If-Match header or `version` field")
@@ -135,7 +140,7 @@ def check_version(record: Record, expected: int | None, *, required: bool = True
     if expected != record.version:
         raise VersionConflict(
             f"the record is at version {record.version}, not {expected}",
-            current=record_public(record).model_dump(mode="json"),
+            current=record_public(record, links).model_dump(mode="json"),
         )
 
 
@@ -146,13 +151,14 @@ async def update(
     record_id: str,
     changes: RecordUpdate,
     *,
+    links: AttachmentLinks | None,
     if_match: int | None = None,
     device_id: str | None = None,
 ) -> Record:
     record = await get_owned(session, owner_id, record_id, for_update=True)
     if record is None:
         raise NotFound("no such record")
-    check_version(record, if_match if if_match is not None else changes.version)
+    check_version(record, if_match if if_match is not None else changes.version, links=links)
     values = changes.model_dump(exclude_unset=True, exclude={"version"})
     for field in ("kind", "content", "tags", "occurred_at", "ai_opt_out"):
         if field in values and values[field] is None:
@@ -178,12 +184,18 @@ def apply_changes(record: Record, values: dict[str, Any], *, device_id: str | No
 
 
 async def soft_delete(
-    session: AsyncSession, redis: Redis, owner_id: str, record_id: str, *, if_match: int | None = None
+    session: AsyncSession,
+    redis: Redis,
+    owner_id: str,
+    record_id: str,
+    *,
+    links: AttachmentLinks | None,
+    if_match: int | None = None,
 ) -> Record:
     record = await get_owned(session, owner_id, record_id, for_update=True)
     if record is None:
         raise NotFound("no such record")
-    check_version(record, if_match, required=False)
+    check_version(record, if_match, links=links, required=False)
     mark_deleted(record)
     await record_changed(session, redis, record, "deleted")
     return record

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from common.records.attachments.links import AttachmentLinks, current_links
+from common.records.attachments.links import AttachmentLinks
 from common.records.models import Attachment, Record
 from common.records.schemas import AiInfo, AttachmentPublic, PublicRecord, RecordPublic, Tombstone, TrashedRecord
 
 API_PREFIX = "/api/v1"
 
 
-def attachment_public(attachment: Attachment, links: AttachmentLinks | None = None) -> AttachmentPublic:
-    """The attachment with signed, absolute URLs for the port answering the request (see
-    `common.records.attachments.links`); outside a request, the bearer routes' paths."""
-    links = links or current_links()
+def attachment_public(attachment: Attachment, links: AttachmentLinks | None) -> AttachmentPublic:
+    """The attachment with the signed, absolute URLs of `links` (the port answering the
+    request: `common.records.attachments.links`); with None (outside a request, e.g. the
+    export), the bearer routes' paths."""
     if links is None:
         url = f"{API_PREFIX}/attachments/{attachment.id}"
         thumbnail_url = f"{url}?thumb=1"
@@ -30,7 +30,8 @@ def attachment_public(attachment: Attachment, links: AttachmentLinks | None = No
     )
 
 
-def record_public(record: Record) -> RecordPublic:
+def record_public(record: Record, links: AttachmentLinks | None) -> RecordPublic:
+    """The record as clients see it; `links` makes its attachments' URLs (see `attachment_public`)."""
     return RecordPublic(
         id=record.id,
         kind=record.kind,  # type: ignore[arg-type]
@@ -43,7 +44,7 @@ def record_public(record: Record) -> RecordPublic:
         version=record.version,
         ai_opt_out=record.ai_opt_out,
         shared=record.share_slug is not None,
-        attachments=[attachment_public(a) for a in record.attachments],
+        attachments=[attachment_public(a, links) for a in record.attachments],
         ai=AiInfo(
             status=record.ai_status,  # type: ignore[arg-type]
             title=record.ai_title,
@@ -54,18 +55,18 @@ def record_public(record: Record) -> RecordPublic:
     )
 
 
-def trashed_record(record: Record) -> TrashedRecord:
+def trashed_record(record: Record, links: AttachmentLinks | None) -> TrashedRecord:
     """A record of the trash: the record as it was, and when it was deleted."""
     assert record.deleted_at is not None, "only a deleted record is in the trash"
-    return TrashedRecord(**dict(record_public(record)), deleted_at=record.deleted_at)
+    return TrashedRecord(**dict(record_public(record, links)), deleted_at=record.deleted_at)
 
 
 def tombstone(record: Record) -> Tombstone:
     return Tombstone(id=record.id, version=record.version, updated_at=record.updated_at)
 
 
-def change_view(record: Record) -> RecordPublic | Tombstone:
-    return tombstone(record) if record.is_deleted else record_public(record)
+def change_view(record: Record, links: AttachmentLinks | None) -> RecordPublic | Tombstone:
+    return tombstone(record) if record.is_deleted else record_public(record, links)
 
 
 def public_view(record: Record) -> PublicRecord:

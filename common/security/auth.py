@@ -68,17 +68,30 @@ class AuthUser:
         return self.role == "admin"
 
 
-async def _load_standing(request: Request, user_id: str, cached: str | None) -> Standing:
+async def load_standing(
+    redis: Redis, sessionmaker: async_sessionmaker[AsyncSession], user_id: str, cached: str | None
+) -> Standing | None:
+    """`user_id`'s standing: `cached` (the value stored under `standing_key`, if any), else
+    the database's, which is then cached. None: no such user. Raises `RedisError`."""
     standing = decode_standing(cached)
     if standing is not None:
         return standing
-    async with request.app.state.sessionmaker() as session:
+    async with sessionmaker() as session:
         row = (await session.execute(select(User.is_active, User.role).where(User.id == user_id))).first()
     if row is None:
-        raise TokenInvalid("the token names no known user")
+        return None
     standing = Standing(is_active=bool(row.is_active), role=str(row.role))
-    await cache_standing(request.app.state.redis, user_id, standing, authoritative=False)
+    await cache_standing(redis, user_id, standing, authoritative=False)
     return standing
+
+
+async def account_standing(
+    redis: Redis, sessionmaker: async_sessionmaker[AsyncSession], user_id: str
+) -> Standing | None:
+    """`user_id`'s standing as authentication sees it (Redis, else the database), for
+    credentials that are not tokens (a signed URL). None: no such user. Raises `RedisError`."""
+    cached: str | None = await redis.get(standing_key(user_id))  # type: ignore[assignment]  # decode_responses
+    return await load_standing(redis, sessionmaker, user_id, cached)
 
 
 async def _session_state(redis: Redis, user_id: str, session_id: str, jti: str) -> tuple[bool, str | None]:
@@ -159,9 +172,13 @@ async def current_user(
             user, cached_standing = await _from_api_token(request, token)
         else:
             user, cached_standing = await _from_access_token(request, token)
-        standing = await _load_standing(request, user.id, cached_standing)
+        standing = await load_standing(
+            request.app.state.redis, request.app.state.sessionmaker, user.id, cached_standing
+        )
     except RedisError as exc:
         raise ServiceUnavailable("authentication is unavailable; try again shortly") from exc
+    if standing is None:
+        raise TokenInvalid("the token names no known user")
     if not standing.is_active:
         raise Forbidden("this account is deactivated")
     needed = "read" if request.method in SAFE_METHODS else "write"

@@ -15,4 +15,8 @@ def sign(secret: str, purpose: str, message: str) -> str:
 
 
 def verify_signature(secret: str, purpose: str, message: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, purpose, message), signature)
+    """Whether `signature` is `sign(secret, purpose, message)`, in constant time. Compared as
+    bytes: `hmac.compare_digest` raises `TypeError` on a `str` with non-ASCII characters, and
+    a presented signature is whatever a client sent."""
+    expected = sign(secret, purpose, message).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))

@@ -3,7 +3,9 @@ made it.
 
 Behind a `JILU_TRUSTED_PROXIES` proxy the address the browser used is the proxy's, so its
 `X-Forwarded-Proto` and `X-Forwarded-Host` are believed; from any other peer they are
-ignored (the same trust rule as `client_address`).
+ignored (the same trust rule as `client_address`). Of a comma-separated list only the last
+value counts: the one the trusted proxy itself added. Earlier values came from further away,
+and a proxy that appends to a header the client sent would leave the client's value first.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from common.security.client_address import from_trusted_proxy
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
-def _first(value: str) -> str:
-    """The first of a comma-separated forwarded list: what the outermost proxy was sent."""
-    return value.split(",", 1)[0].strip()
+def _last(value: str) -> str:
+    """The last of a comma-separated forwarded list: what the nearest (trusted) proxy added."""
+    return value.rsplit(",", 1)[-1].strip()
 
 
 def request_scheme(request: Request) -> str:
     """`https` or `http`, as the browser used it."""
-    forwarded = _first(request.headers.get("x-forwarded-proto", "")).lower()
+    forwarded = _last(request.headers.get("x-forwarded-proto", "")).lower()
     if forwarded in DEFAULT_PORTS and from_trusted_proxy(request):
         return forwarded
     return request.url.scheme
@@ -45,7 +47,7 @@ def request_origin(request: Request) -> str:
     """The origin the request was made to (`https://jilu.example`), default port left out."""
     host = request.headers.get("host", "")
     if from_trusted_proxy(request):
-        host = _first(request.headers.get("x-forwarded-host", "")) or host
+        host = _last(request.headers.get("x-forwarded-host", "")) or host
     return _normalise(request_scheme(request), host)
 
 

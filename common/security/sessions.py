@@ -3,7 +3,8 @@ cache of each user's standing (active, role) that every service reads.
 
 - `jilu:session:{sid}` (hash: user_id, jti of the one live refresh token, iat of the pair it
   came with, and for the refresh grace window `prev`, the jti it replaced, and `prev_until`,
-  until when (ms) that one may still be replayed) lives as long as a refresh token. An
+  until when (ms) that one may still be replayed; a password change closes the window of the
+  session it keeps) lives as long as a refresh token. An
   access token is accepted only while its session exists, so logout, password change and
   deactivation end it at once on every service.
 - `jilu:user:{uid}:sessions` (set of sids) finds a user's sessions to end them all.
@@ -133,15 +134,24 @@ async def end_session(redis: Redis, user_id: str, session_id: str) -> None:
         await pipe.execute()
 
 
+GRACE_FIELDS = ("prev", "prev_until")
+
+
 async def end_all_sessions(redis: Redis, user_id: str, *, keep: str | None = None) -> int:
-    """End every session of a user but `keep`; returns how many ended."""
+    """End every session of a user but `keep`, and close `keep`'s refresh grace window in
+    the same transaction; returns how many ended.
+
+    The window must close: otherwise whoever holds the refresh token `keep` just replaced
+    (a copy taken before the password change) could still trade it for the live pair. Once
+    closed, presenting that token is reuse, which ends `keep` too (RFC 9700 §4.14.2)."""
     members = await redis.smembers(user_sessions_key(user_id))  # type: ignore[misc]
     session_ids = [str(sid) for sid in members if sid != keep]
-    if not session_ids:
-        return 0
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(*(session_key(sid) for sid in session_ids))
-        pipe.srem(user_sessions_key(user_id), *session_ids)
+        if keep is not None:
+            pipe.hdel(session_key(keep), *GRACE_FIELDS)
+        if session_ids:
+            pipe.delete(*(session_key(sid) for sid in session_ids))
+            pipe.srem(user_sessions_key(user_id), *session_ids)
         await pipe.execute()
     return len(session_ids)
 

@@ -234,7 +234,9 @@ async def test_unsafe_base_urls_are_refused_naming_base_url_and_nothing_is_store
 async def test_bad_settings_get_a_422_naming_the_field(make_stack, migrated_database_url, body, field) -> None:
     async with make_stack() as stack:
         response = await stack.llm.put(CONFIG, headers=stack.auth("bob"), json=body)
-        not_json = await stack.llm.put(CONFIG, headers=stack.auth("bob"), content=b"{nope")
+        not_json = await stack.llm.put(
+            CONFIG, headers={**stack.auth("bob"), "content-type": "application/json"}, content=b"{nope"
+        )
 
     assert response.status_code == 422, response.text
     assert field_named(response, field), response.text

@@ -4,6 +4,7 @@ statuses, headers, security, stable operationIds and examples; `/openapi.json` b
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from fastapi import FastAPI, routing
 from common.config import JiluSettings
 from common.openapi.merge import FORWARDED, _first_match, is_forwarded, load_snapshot
 from common.openapi.operation_ids import SNAKE_CASE
-from common.openapi.snapshot import build_snapshot, owner_document
+from common.openapi.snapshot import OWNER_APPS, build_snapshot, owner_document
 from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
 from web_service.app.config import WebSettings
@@ -197,3 +198,46 @@ async def test_openapi_json_by_setting(
     assert JiluSettings(_env_file=None, env=env, openapi_public=openapi_public).serves_openapi is (
         openapi_status == 200
     )  # type: ignore[call-arg]
+
+
+def service_app(service: str, data_dir: Path) -> FastAPI:
+    if service in PORTS:
+        return build(service, data_dir)
+    main, config, settings_name = OWNER_APPS[service]
+    settings_cls = getattr(importlib.import_module(config), settings_name)
+    settings = settings_cls(_env_file=None, env="test", data_dir=data_dir, openapi_public=True)
+    app: FastAPI = importlib.import_module(main).create_app(settings)
+    return app
+
+
+@pytest.mark.parametrize("service", [*PORTS, *OWNER_APPS])
+def test_request_examples_are_the_models_own_and_valid(service: str, tmp_path: Path) -> None:
+    # One source: an example is written on its model (json_schema_extra), and the document
+    # shows that one; a table elsewhere could drift from it, or from the model itself.
+    app = service_app(service, tmp_path)
+    document = app.openapi()
+    checked = 0
+    for context in routing.iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, routing.APIRoute) or not route.include_in_schema or route.body_field is None:
+            continue
+        model = route.body_field.field_info.annotation
+        examples = (getattr(model, "model_config", {}).get("json_schema_extra") or {}).get("examples", [])
+        for example in examples:
+            model.model_validate(example)  # raises when an example no longer fits its model
+        if examples:
+            for method in route.methods:
+                content = document["paths"][route.path_format][method.lower()]["requestBody"]["content"]
+                assert content["application/json"]["example"] == examples[0], (method, route.path_format)
+                checked += 1
+    assert checked, "no body with an example of its own?"
+
+
+def test_the_login_forms_example_is_login_requests(tmp_path: Path) -> None:
+    from user_service.app.auth.schemas import LoginRequest
+
+    document = service_app("mobile", tmp_path).openapi()
+    content = document["paths"]["/api/v1/auth/token"]["post"]["requestBody"]["content"]
+    (entry,) = content.values()  # the form only (see truthful.py), JSON named in its description
+    assert entry["example"] == LoginRequest.model_json_schema()["examples"][0]
+    LoginRequest.model_validate(entry["example"])

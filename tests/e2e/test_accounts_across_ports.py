@@ -299,3 +299,31 @@ def test_two_processes_sharing_redis_enforce_one_budget(two_user_services: list[
 
     # Each process saw three attempts, under its "own" five; together they are six.
     assert statuses == [401, 401, 401, 401, 401, 429]
+
+
+@pytest.mark.parametrize("port", ["user", "mobile"])
+def test_a_clients_forwarded_headers_are_not_believed_by_the_served_processes(instance: Instance, port: str) -> None:
+    """No trusted proxy is configured: uvicorn must not take a loopback client's
+    X-Forwarded-For (the per-address budget) or X-Forwarded-Proto (links) on its own."""
+
+    def register_remaining(**headers: str) -> int:
+        body = {"username": unique("xff"), "password": PASSWORD}
+        response = instance.http.post(f"{instance.url(port)}/api/v1/auth/register", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        match = re.search(r"remaining=(\d+)", response.headers["ratelimit"])
+        assert match, response.headers
+        return int(match.group(1))
+
+    before = register_remaining()
+    claimed = register_remaining(**{"X-Forwarded-For": "10.9.9.9"})
+    assert claimed == before - 1  # the same address's budget, not a fresh one for 10.9.9.9
+
+    if port == "mobile":
+        username = unique("links")
+        instance.register("user", username)
+        headers = {**bearer(instance.login("mobile", username)["access_token"]), "X-Forwarded-Proto": "https"}
+        mobile = instance.url("mobile")
+        record = instance.http.post(f"{mobile}/api/v1/records", json={"content": "a link"}, headers=headers).json()
+        shared = instance.http.post(f"{mobile}/api/v1/records/{record['id']}/share", headers=headers)
+        assert shared.status_code in (200, 201), shared.text
+        assert shared.json()["url"].startswith("http://127.0.0.1:"), shared.json()

@@ -1,4 +1,4 @@
-"""Isolation (SPEC §6): a second user reaches nothing of the first, on every route of both ports.
+"""Isolation: a second user reaches nothing of the first, on every route of both ports.
 
 - Every route naming a record, attachment or share slug answers the second user 404 and
   changes nothing of the first user's; every route but the public ones wants a token; the

@@ -79,7 +79,7 @@ async def test_server_owned_fields_on_update_are_read_only(records_stack: Record
         ("body.id", "id is read-only (set by the server)", "read_only"),
         ("body.shared", "shared is read-only (set by the server)", "read_only"),
     ]
-    # `version` is the version the edit is based on (SPEC §4): taken, not refused.
+    # `version` is the version the edit is based on: taken, not refused.
     accepted = await records_stack.mobile.patch(
         path, json={"version": 1, "content": "after"}, headers=records_owner.headers
     )

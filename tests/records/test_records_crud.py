@@ -51,7 +51,7 @@ def aware(value: str) -> datetime:
 
 
 def assert_record(record: dict[str, Any]) -> None:
-    """The Record shape of SPEC §4, exactly."""
+    """The Record shape clients rely on, exactly."""
     assert set(record) == RECORD_KEYS, record
     for key in ("occurred_at", "created_at", "updated_at"):
         aware(record[key])

@@ -28,6 +28,7 @@ from common.records.transfer.archive import FRONT_MATTER_KEYS
 from common.records.transfer.service import renamed_id
 from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
+from tests.records.attachment_support import without_links
 from tests.records.conftest import RECORDS, Account, RecordsStack
 from tests.support import app_client, assert_error
 
@@ -176,7 +177,22 @@ async def test_the_export_holds_markdown_files_attachments_and_records_json(
     assert archive.read(f"attachments/{png_sha}") == PNG
     assert archive.read(f"attachments/{text_sha}") == TEXT
     listed = json.loads(archive.read("records.json"))
-    assert {r["id"]: r for r in listed} == records
+    # Its attachments keep the bearer paths: signed URLs in an archive would only expire.
+    # (In-process, this once passed only because a request's signed links leaked into the export.)
+    links = [(a["url"], a["thumbnail_url"]) for r in listed for a in r["attachments"]]
+    assert sorted(links, key=str) == sorted(
+        [
+            (f"/api/v1/attachments/{a['id']}", f"/api/v1/attachments/{a['id']}?thumb=1" if a["thumbnail_url"] else None)
+            for r in records.values()
+            for a in r["attachments"]
+        ],
+        key=str,
+    )
+
+    def unlinked(record: dict[str, Any]) -> dict[str, Any]:
+        return {**record, "attachments": [without_links(a) for a in record["attachments"]]}
+
+    assert {r["id"]: unlinked(r) for r in listed} == {i: unlinked(r) for i, r in records.items()}
     for record_id, record in records.items():
         meta, body = front_matter(archive.read(f"records/{record_id}.md").decode())
         assert body == record["content"]
@@ -377,7 +393,8 @@ async def test_a_malformed_archive_is_refused_and_changes_nothing(
 
 async def test_an_import_must_be_a_multipart_file(records_stack: RecordsStack, records_owner: Account) -> None:
     api, headers = records_stack.mobile, records_owner.headers
-    assert_error(await api.post(IMPORT, json={"records": []}, headers=headers), 422, "validation_error")
+    as_json = await api.post(IMPORT, json={"records": []}, headers=headers)
+    assert "multipart/form-data" in assert_error(as_json, 415, "unsupported_media_type")  # type: ignore[operator]
     no_file = await api.post(IMPORT, files={"other": ("x.zip", b"PK")}, headers=headers)
     assert_error(no_file, 422, "validation_error")
     as_field = await api.post(IMPORT, data={"file": "not a file"}, files={"x": ("x", b"")}, headers=headers)

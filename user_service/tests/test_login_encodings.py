@@ -4,13 +4,15 @@ same fields as JSON; anything else is refused with a message naming what is acce
 from __future__ import annotations
 
 import json
+import tracemalloc
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from fastapi.openapi.utils import get_openapi
 
 from tests.support import assert_error
-from user_service.tests.helpers import PASSWORD, Api, sqlite_only
+from user_service.tests.helpers import PASSWORD, Api, MakeApi, sqlite_only
 
 pytestmark = sqlite_only
 
@@ -145,3 +147,77 @@ async def test_the_route_declares_both_encodings_in_its_schema(api: Api) -> None
     assert json_schema["additionalProperties"] is False
     form_schema = body["content"]["application/x-www-form-urlencoded"]["schema"]
     assert {"username", "password", "grant_type"} <= set(form_schema["properties"])
+
+
+# -- the size cap: a login form is capped like JSON (JILU_MAX_JSON_KB), before it is read ----
+
+MB = 1024 * 1024
+CHUNK = 64 * 1024
+
+
+def padded_form(size: int) -> bytes:
+    """A well-formed urlencoded login of `size` bytes: only its size makes it wrong."""
+    head = f"username=alice&password={PASSWORD}&pad=".encode()
+    return head + b"x" * (size - len(head))
+
+
+def padded_multipart(size: int) -> tuple[bytes, str]:
+    boundary = "login-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="username"\r\n\r\nalice\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="password"\r\n\r\n{PASSWORD}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="pad"\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head + b"x" * (size - len(head) - len(tail)) + tail, f"multipart/form-data; boundary={boundary}"
+
+
+async def test_a_3mb_urlencoded_login_is_413_without_being_read(api: Api) -> None:
+    await api.register("alice")
+    body = padded_form(3 * MB)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    tracemalloc.start()
+    try:
+        response = await api.client.post(TOKEN, content=body, headers=headers)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert assert_error(response, 413, "payload_too_large") == "a form body may be at most 1024 KB"
+    # Parsing it would have made a 3 MB field at least; refused on Content-Length, nothing is read.
+    assert peak < MB // 4, f"peak {peak} bytes"
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+async def test_a_streamed_login_form_is_413_once_past_the_cap(api: Api, encoding: str) -> None:
+    await api.register("alice")
+    if encoding == "urlencoded":
+        body, content_type = padded_form(3 * MB), "application/x-www-form-urlencoded"
+    else:
+        body, content_type = padded_multipart(3 * MB)
+    pulled = 0
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        nonlocal pulled
+        for start in range(0, len(body), CHUNK):
+            pulled += 1
+            yield body[start : start + CHUNK]
+
+    response = await api.client.post(TOKEN, content=chunks(), headers={"Content-Type": content_type})
+
+    assert_error(response, 413, "payload_too_large")
+    assert pulled <= MB // CHUNK + 1 < len(body) // CHUNK
+
+
+async def test_a_multipart_login_over_the_cap_is_413_and_under_it_works(make_api: MakeApi) -> None:
+    async with make_api(max_json_kb=8) as api:
+        await api.register("alice")
+        too_large, content_type = padded_multipart(8 * 1024 + 1)
+        fits, _ = padded_multipart(8 * 1024)
+
+        refused = await api.client.post(TOKEN, content=too_large, headers={"Content-Type": content_type})
+        accepted = await api.client.post(TOKEN, content=fits, headers={"Content-Type": content_type})
+
+    assert assert_error(refused, 413, "payload_too_large") == "a form body may be at most 8 KB"
+    assert accepted.status_code == 200, accepted.text

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from common.config import JiluSettings
 from common.security.sessions import session_key
 from tests.support import assert_error
-from user_service.tests.helpers import Account, Api, MakeApi, bearer, sqlite_only
+from user_service.tests.helpers import PASSWORD, Account, Api, MakeApi, bearer, sqlite_only
 
 
 def session_of(token: str) -> str:
@@ -125,6 +125,40 @@ async def test_a_password_change_ends_the_window_too(api: Api, alice: Account) -
 
     assert_error(await api.refresh(other["refresh_token"]), 401, "session_ended")
     assert_error(await api.me(pair["access_token"]), 401, "session_ended")
+
+
+async def change_password_with(api: Api, access_token: str) -> None:
+    body = {"current_password": PASSWORD, "new_password": "a-Fresh-Pass-77"}
+    changed = await api.client.post("/api/v1/users/me/password", json=body, headers=bearer(access_token))
+    assert changed.status_code == 204, changed.text
+
+
+@sqlite_only
+async def test_a_password_change_closes_the_kept_sessions_window(api: Api, alice: Account) -> None:
+    pair = (await api.refresh(alice.refresh)).json()  # R0 -> R1, R0 graced for 30 s
+    await change_password_with(api, pair["access_token"])  # this session is kept
+
+    # A copy of R0 taken before the change must not buy the live pair: it is plain reuse,
+    # which ends the family (RFC 9700 §4.14.2), R1 and the access token with it.
+    replay = await api.refresh(alice.refresh)
+
+    assert "already used" in str(assert_error(replay, 401, "session_ended"))
+    assert pair["refresh_token"] not in replay.text
+    assert_error(await api.refresh(pair["refresh_token"]), 401, "session_ended")
+    assert_error(await api.me(pair["access_token"]), 401, "session_ended")
+
+
+@sqlite_only
+async def test_the_kept_session_refreshes_on_after_a_password_change(api: Api, alice: Account) -> None:
+    pair = (await api.refresh(alice.refresh)).json()
+    await change_password_with(api, pair["access_token"])
+
+    rotated = await api.refresh(pair["refresh_token"])  # R1, the live token, still works
+
+    assert rotated.status_code == 200, rotated.text
+    assert (await api.me(rotated.json()["access_token"])).status_code == 200
+    # ... and the grace window works again for the rotations after the change.
+    assert (await api.refresh(pair["refresh_token"])).json() == rotated.json()
 
 
 @sqlite_only

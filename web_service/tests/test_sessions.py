@@ -80,6 +80,15 @@ async def test_login_sets_the_refresh_cookie_and_answers_only_the_access_token(w
             True,
             id="trusted-proxy-host",
         ),
+        # A proxy that appends: the value it added (the last) counts, not the client's (first).
+        pytest.param(
+            TRUSTED_PROXY,
+            WEB_ORIGIN,
+            {"X-Forwarded-Proto": "http, https", "X-Forwarded-Host": "evil.example, jilu.example"},
+            "https://jilu.example",
+            True,
+            id="trusted-proxy-appended",
+        ),
         pytest.param(STRANGER, WEB_ORIGIN, {"X-Forwarded-Proto": "https"}, WEB_ORIGIN, False, id="untrusted-peer"),
         pytest.param(STRANGER, WEB_ORIGIN, {}, WEB_ORIGIN, False, id="plain-http"),
     ],
@@ -106,6 +115,16 @@ async def test_an_untrusted_peer_cannot_claim_another_origin_by_forwarded_header
     browser = await web_stack.browser(peer=STRANGER, origin="https://jilu.example")
     forged = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "jilu.example"}
     assert_error(await browser.login("alice", headers=forged), 403, "forbidden_origin")
+    assert await web_stack.session_count() == 0
+
+
+async def test_a_client_value_before_the_trusted_proxys_own_is_not_believed(web_stack: WebStack) -> None:
+    """A proxy that appends to `X-Forwarded-*` leaves what the client sent first: a page of
+    that origin is refused; the origin is the proxy's own (last) value."""
+    await web_stack.register("alice")
+    appended = {"X-Forwarded-Proto": "http, https", "X-Forwarded-Host": "evil.example, jilu.example"}
+    browser = await web_stack.browser(peer=TRUSTED_PROXY, origin="http://evil.example")
+    assert_error(await browser.login("alice", headers=appended), 403, "forbidden_origin")
     assert await web_stack.session_count() == 0
 
 

@@ -11,24 +11,24 @@ another user's attachment. Every refusal is the same 404 (an expired link says s
 much is in the URL itself).
 
 Expiries are rounded up to a bucket of `EXPIRY_BUCKET` seconds, so repeated reads within a
-few minutes give byte-identical URLs and caches keyed on the URL keep working.
+few minutes give byte-identical URLs (HTTP caches hold); the next bucket gives new ones, so a
+client's own cache is keyed on the attachment's `sha256`, not on the URL.
 
-Which URLs a response carries is decided per request: a dependency of the record routers
-(`bind_attachment_links`) puts an `AttachmentLinks` for the port that answered into a
-context variable that `common.records.views` reads. Outside a request (the export's
-`records.json`) the views fall back to the bearer paths, `/api/v1/attachments/<id>`.
+Which URLs a response carries is decided per request: the routes that show attachments take
+an `AttachmentLinks` for the port that answered (`AttachmentLinksDep`) and hand it to the
+views in `common.records.views` explicitly. Without one (the export's `records.json`) the
+views give the bearer paths, `/api/v1/attachments/<id>`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from starlette.requests import Request
+from fastapi import Depends, Request
 
 from common.errors import NotFound
 from common.public_urls import port_base_url
@@ -37,6 +37,8 @@ from common.security.keys import sign, verify_signature
 PURPOSE = "attachment-url"
 FILES_PATH = "/api/v1/files"
 EXPIRY_BUCKET = 300  # seconds
+SIGNATURE_PATTERN = r"^[0-9a-f]{64}$"  # what `signature` makes: a lower-case hex SHA-256 HMAC
+NOT_VALID = "no such file, or the link is not valid"  # every refusal but expiry says this
 Variant = Literal["original", "thumb"]
 VARIANTS: tuple[Variant, ...] = ("original", "thumb")
 
@@ -72,8 +74,8 @@ def check(secret: str, attachment_id: str, variant: str, owner_id: str, expires:
     """Raise the one `NotFound` of a signed URL unless `sig` is valid and not expired `at`."""
     if expires < at:
         raise NotFound("this link has expired: read the record again for a fresh one")
-    if not verify_signature(secret, PURPOSE, _message(attachment_id, variant, owner_id, expires), sig.lower()):
-        raise NotFound("no such file, or the link is not valid")
+    if not verify_signature(secret, PURPOSE, _message(attachment_id, variant, owner_id, expires), sig):
+        raise NotFound(NOT_VALID)
 
 
 @dataclass(frozen=True)
@@ -89,16 +91,10 @@ class AttachmentLinks:
         return self.base_url + signed_path(self.secret, attachment_id, variant, owner_id, expires)
 
 
-_current: ContextVar[AttachmentLinks | None] = ContextVar("attachment_links", default=None)
-
-
-def current_links() -> AttachmentLinks | None:
-    """The links of the request being answered, if a record router bound them."""
-    return _current.get()
-
-
-async def bind_attachment_links(request: Request) -> None:
-    """A router dependency (async: it must run in the endpoint's own context): the
-    attachment URLs of this response are signed and absolute, for the port that answered."""
+def attachment_links(request: Request) -> AttachmentLinks:
+    """A dependency: the signed, absolute attachment URLs of this response, for the port that answered."""
     settings = request.app.state.settings
-    _current.set(AttachmentLinks(port_base_url(request), settings.secret, settings.attachment_url_seconds))
+    return AttachmentLinks(port_base_url(request), settings.secret, settings.attachment_url_seconds)
+
+
+AttachmentLinksDep = Annotated[AttachmentLinks, Depends(attachment_links)]

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
+from common.bodies import own_size_cap
 from common.deps import RedisDep, SessionDep, SettingsDep
 from common.errors import (
     BadRequest,
@@ -123,6 +124,7 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
         **error_responses(BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, RateLimited),
     },
 )
+@own_size_cap  # streamed by receive_upload, capped at JILU_MAX_UPLOAD_MB
 async def upload_attachment(
     record_id: str,
     request: Request,
@@ -131,6 +133,7 @@ async def upload_attachment(
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
+    urls: links.AttachmentLinksDep,
     device: DeviceId = None,
 ) -> AttachmentUploaded:
     """Attach a file to one of your records: multipart/form-data, the file in the field
@@ -149,7 +152,7 @@ async def upload_attachment(
     finally:
         staged.discard()
     response.headers["ETag"] = f'"{record.version}"'
-    return AttachmentUploaded(**dict(attachment_public(attachment)), record_version=record.version)
+    return AttachmentUploaded(**dict(attachment_public(attachment, urls)), record_version=record.version)
 
 
 @router.get("/attachments/{attachment_id}", response_class=FileResponse, responses=_FILE_RESPONSES)
@@ -183,22 +186,23 @@ async def download_signed(
     settings: SettingsDep,
     owner: Annotated[str, Query(max_length=64, description="the owner the link was signed for")],
     expires: Annotated[int, Query(ge=0, description="Unix time after which the link is refused")],
-    sig: Annotated[str, Query(max_length=128, description="the link's signature")],
+    sig: Annotated[str, Query(pattern=links.SIGNATURE_PATTERN, description="the link's signature (64 hex digits)")],
 ) -> Response:
     """An attachment (`original`) or its thumbnail (`thumb`) by a signed URL, as found in
     `url` and `thumbnail_url` of every attachment the API shows: no `Authorization`
     header needed, so an image loader or `<img src>` can fetch it. Refused with 404
-    (`not_found`) after `expires`, when any part of the URL was changed, and when the
-    attachment was removed or its record deleted. `ETag` and `If-None-Match` as on
+    (`not_found`) after `expires`, when any part of the URL was changed, when the
+    attachment was removed or its record deleted, and while the owner's account is
+    deactivated. `ETag` and `If-None-Match` as on
     `/api/v1/attachments/{id}`; `Cache-Control: private, max-age` up to the expiry."""
     now = links.now()
     links.check(settings.secret, attachment_id, variant, owner, expires, sig, now)
     storage = AttachmentStorage(settings.data_dir)
     thumbnail = variant == "thumb"
-    try:
-        attachment, path = await service.file_to_send(session, storage, owner, attachment_id, thumbnail=thumbnail)
-    except NotFound:
-        raise NotFound("no such file, or the link is not valid") from None
+    state = request.app.state
+    attachment, path = await service.file_for_link(
+        state.redis, state.sessionmaker, session, storage, owner, attachment_id, thumbnail=thumbnail
+    )
     cache_control = f"private, max-age={max(0, int(expires - now))}"
     return await send_file(request, attachment, path, thumbnail=thumbnail, cache_control=cache_control)
 

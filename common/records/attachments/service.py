@@ -23,17 +23,20 @@ from pathlib import Path
 import anyio.to_thread
 from fastcrud.crud.policy_enforcement import conditions_in_reach
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.database.session import transaction
-from common.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound, ServiceUnavailable
+from common.records.attachments.links import NOT_VALID
 from common.records.attachments.storage import AttachmentStorage
 from common.records.attachments.thumbnails import make_thumbnail
 from common.records.attachments.upload import StagedFile
 from common.records.crud import get_owned, owned_attachments, record_policy, scoped_attachments
 from common.records.models import Attachment, Record
 from common.records.service import record_changed
+from common.security.auth import account_standing
 
 MAX_ATTACHMENTS_PER_RECORD = 50
 
@@ -131,6 +134,31 @@ async def file_to_send(
     if not await anyio.Path(path).is_file():
         raise NotFound("the file of this attachment is missing")
     return attachment, path
+
+
+async def file_for_link(
+    redis: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    storage: AttachmentStorage,
+    owner_id: str,
+    attachment_id: str,
+    *,
+    thumbnail: bool,
+) -> tuple[Attachment, Path]:
+    """What a signed URL names, its signature already checked: as `file_to_send`, and refused
+    (the one 404 of an invalid link) while the owner's account is deactivated, the same
+    standing (Redis, else the database) that refuses their tokens."""
+    try:
+        standing = await account_standing(redis, sessionmaker, owner_id)
+    except RedisError as exc:
+        raise ServiceUnavailable("files by link are unavailable; try again shortly") from exc
+    if standing is None or not standing.is_active:
+        raise NotFound(NOT_VALID)
+    try:
+        return await file_to_send(session, storage, owner_id, attachment_id, thumbnail=thumbnail)
+    except NotFound:
+        raise NotFound(NOT_VALID) from None
 
 
 @lru_cache(maxsize=1024)

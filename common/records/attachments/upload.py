@@ -126,8 +126,10 @@ class _Parts:
 def _boundary(request: Request) -> bytes:
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
-    if media_type != b"multipart/form-data" or not boundary:
-        raise Unprocessable(FIELD, "send the file as multipart/form-data in the field `file`")
+    if media_type != b"multipart/form-data":
+        raise UnsupportedMediaType("send the file as multipart/form-data in the field `file`")
+    if not boundary:
+        raise Unprocessable(FIELD, "the multipart/form-data Content-Type names no boundary")
     return boundary
 
 

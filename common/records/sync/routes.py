@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from common.deps import RedisDep, SessionDep
 from common.errors import ServiceUnavailable, Unauthorized, Unprocessable, error_responses
+from common.records.attachments.links import AttachmentLinksDep
 from common.records.routes import DeviceId
 from common.records.schemas import SyncChanges, SyncCursorAheadError, SyncPush, SyncPushResult
 from common.records.sync import service
@@ -31,19 +32,24 @@ ChangesLimit = Annotated[int, Query(ge=1, le=MAX_CHANGES_PAGE, description=f"at 
     },
 )
 async def read_changes(
-    user: CurrentUser, session: SessionDep, since: Since = 0, limit: ChangesLimit = 500
+    user: CurrentUser, session: SessionDep, links: AttachmentLinksDep, since: Since = 0, limit: ChangesLimit = 500
 ) -> SyncChanges:
     """The caller's records changed since `since`, in the order the changes were made; deleted
     records appear as tombstones `{id, deleted: true, version, updated_at}`. Pass `cursor` as
     the next `since`; while `has_more` is true, ask again at once. A `since` ahead of every
     change the server has numbered (it was restored from a backup) is 409 `cursor_ahead`
     with the server's `cursor`: drop the local cursor and resync from `since=0`."""
-    return await service.changes(session, user.id, since=since, limit=limit)
+    return await service.changes(session, user.id, since=since, limit=limit, links=links)
 
 
 @router.post("/push", response_model=SyncPushResult, responses=error_responses(Unprocessable))
 async def push_changes(
-    body: SyncPush, user: CurrentUser, session: SessionDep, redis: RedisDep, device: DeviceId = None
+    body: SyncPush,
+    user: CurrentUser,
+    session: SessionDep,
+    redis: RedisDep,
+    links: AttachmentLinksDep,
+    device: DeviceId = None,
 ) -> SyncPushResult:
     """Apply a device's offline edits. Each item is `{id, op: "upsert"|"delete", base_version,
     data}`: `base_version` 0 with a new id creates the record; otherwise it names the version
@@ -55,4 +61,4 @@ async def push_changes(
     and the others still apply. An empty batch answers `{"results": []}`; only a malformed
     body (not an object, `items` not a list, more than 500 items) is a 422, nothing applied.
     Sending the same batch again is safe: items already applied answer `applied` again."""
-    return await service.push(session, redis, user.id, body, device_id=device)
+    return await service.push(session, redis, user.id, body, links=links, device_id=device)

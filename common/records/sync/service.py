@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import Conflict, CursorAhead
 from common.records import service as record_service
+from common.records.attachments.links import AttachmentLinks
 from common.records.crud import owned_records
 from common.records.models import Record
 from common.records.schemas import (
@@ -62,8 +63,11 @@ class _Rejected(Exception):
         self.code = code
 
 
-async def changes(session: AsyncSession, owner_id: str, *, since: int, limit: int) -> SyncChanges:
-    """The owner's records changed after `since` (deleted ones as tombstones), oldest change first."""
+async def changes(
+    session: AsyncSession, owner_id: str, *, since: int, limit: int, links: AttachmentLinks | None
+) -> SyncChanges:
+    """The owner's records changed after `since` (deleted ones as tombstones), oldest change
+    first; `links` makes the attachments' URLs."""
     statement = (
         owned_records(owner_id, include_deleted=True)
         .where(Record.change_seq > since)
@@ -79,7 +83,7 @@ async def changes(session: AsyncSession, owner_id: str, *, since: int, limit: in
             raise CursorAhead(cursor=head)
     page = rows[:limit]
     return SyncChanges(
-        changes=[change_view(record) for record in page],
+        changes=[change_view(record, links) for record in page],
         cursor=page[-1].change_seq if page else since,
         has_more=len(rows) > limit,
     )
@@ -96,15 +100,22 @@ async def head_cursor(session: AsyncSession, owner_id: str) -> int:
 
 
 async def push(
-    session: AsyncSession, redis: Redis, owner_id: str, batch: SyncPush, *, device_id: str | None = None
+    session: AsyncSession,
+    redis: Redis,
+    owner_id: str,
+    batch: SyncPush,
+    *,
+    links: AttachmentLinks | None,
+    device_id: str | None = None,
 ) -> SyncPushResult:
     """Apply a device's batch, item by item in order; one result per item. An item that is
-    not a well-formed `SyncPushItem` is `rejected` on its own line; the others still apply."""
+    not a well-formed `SyncPushItem` is `rejected` on its own line; the others still apply.
+    `links` makes the attachment URLs of the records answered."""
     device = batch.device_id or device_id
     parsed = [_parse_item(raw) for raw in batch.items]
     items = {index: item for index, item in enumerate(parsed) if isinstance(item, SyncPushItem)}
     fingerprints = {index: push_fingerprint(device, item) for index, item in items.items()}
-    pusher = _Pusher(session, redis, owner_id, device)
+    pusher = _Pusher(session, redis, owner_id, device, links)
     results = []
     for index, item in enumerate(parsed):
         if isinstance(item, SyncResult):
@@ -155,6 +166,7 @@ class _Pusher:
     redis: Redis
     owner_id: str
     device: str | None
+    links: AttachmentLinks | None
 
     async def push(self, item: SyncPushItem, fingerprint: str, retry_marks: set[str]) -> SyncResult:
         """One item in its own savepoint: `fingerprint` is left on the record it changes;
@@ -197,11 +209,11 @@ class _Pusher:
         if not created:  # created meanwhile by this user, from another request
             return await self._apply(record, item, fingerprint, retry_marks)
         await self._leave_fingerprint(record, fingerprint)
-        return SyncResult(id=item.id, status="applied", record=record_public(record))
+        return SyncResult(id=item.id, status="applied", record=record_public(record, self.links))
 
     async def _apply(self, record: Record, item: SyncPushItem, fingerprint: str, retry_marks: set[str]) -> SyncResult:
         if record.push_fingerprint in retry_marks:  # a retry: the item was applied already
-            return SyncResult(id=item.id, status="applied", record=change_view(record))
+            return SyncResult(id=item.id, status="applied", record=change_view(record, self.links))
         if record.is_deleted:
             if item.op == "delete":
                 return SyncResult(id=item.id, status="applied", record=tombstone(record))
@@ -211,11 +223,15 @@ class _Pusher:
         if item.base_version != record.version:
             error = f"the record is at version {record.version}, not {item.base_version}"
             return SyncResult(
-                id=item.id, status="conflict", record=record_public(record), code="version_conflict", error=error
+                id=item.id,
+                status="conflict",
+                record=record_public(record, self.links),
+                code="version_conflict",
+                error=error,
             )
         if item.op == "delete":
             await record_service.soft_delete(
-                self.session, self.redis, self.owner_id, record.id, if_match=item.base_version
+                self.session, self.redis, self.owner_id, record.id, links=self.links, if_match=item.base_version
             )
         else:
             changes = _validated(RecordUpdate, _data_of(item))
@@ -230,13 +246,14 @@ class _Pusher:
                 self.owner_id,
                 record.id,
                 changes,
+                links=self.links,
                 if_match=item.base_version,
                 device_id=self.device,
             )
             if record.version == item.base_version:  # nothing changed: nothing to remember
-                return SyncResult(id=item.id, status="applied", record=record_public(record))
+                return SyncResult(id=item.id, status="applied", record=record_public(record, self.links))
         await self._leave_fingerprint(record, fingerprint)
-        return SyncResult(id=item.id, status="applied", record=change_view(record))
+        return SyncResult(id=item.id, status="applied", record=change_view(record, self.links))
 
     async def _leave_fingerprint(self, record: Record, fingerprint: str) -> None:
         record.push_fingerprint = fingerprint

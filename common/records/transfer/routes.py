@@ -9,6 +9,7 @@ from typing import IO
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from common.bodies import own_size_cap
 from common.deps import RedisDep, SessionDep, SettingsDep
 from common.errors import (
     BadRequest,
@@ -61,6 +62,7 @@ async def export_records(user: CurrentUser, session: SessionDep, settings: Setti
     responses=error_responses(BadRequest, Conflict, PayloadTooLarge, Unprocessable),
     openapi_extra=multipart_body("file", "a zip made by GET /api/v1/export"),
 )
+@own_size_cap  # streamed by read_file_field, capped at 10 × JILU_MAX_UPLOAD_MB
 async def import_records(
     request: Request, user: CurrentUser, session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> ImportReport:

@@ -47,7 +47,8 @@ async def export(session: AsyncSession, owner_id: str, storage: AttachmentStorag
     """The owner's live records as a zip in a rewound temporary file, and its size."""
     statement = owned_records(owner_id).order_by(Record.occurred_at, Record.id)
     rows = (await session.execute(statement)).scalars().all()
-    records = [record_public(record).model_dump(mode="json") for record in rows]
+    # No links: an archive keeps the bearer paths, signed URLs in it would only expire.
+    records = [record_public(record, None).model_dump(mode="json") for record in rows]
     return await anyio.to_thread.run_sync(archive.write_export, records, owner_id, storage)
 
 

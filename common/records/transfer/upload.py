@@ -14,7 +14,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from common.errors import BadRequest, PayloadTooLarge, Unprocessable
+from common.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 # Room for the multipart boundaries and part headers around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -43,7 +43,7 @@ async def read_file_field(request: Request, field: str, limit: int) -> UploadFil
     """The file sent as multipart field `field`, at most `limit` bytes; the caller closes it."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "multipart/form-data":
-        raise Unprocessable(field, f"send the file as the multipart/form-data field `{field}`")
+        raise UnsupportedMediaType(f"send the file as the multipart/form-data field `{field}`")
     too_large = PayloadTooLarge(f"the upload is larger than {limit // (1024 * 1024)} MB")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:

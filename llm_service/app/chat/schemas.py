@@ -1,4 +1,4 @@
-"""What chat's routes take and give (SPEC §4 "AI": conversations and chat messages)."""
+"""What chat's routes take and give: conversations and chat messages."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_T
 
 
 class ConversationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"title": "What did I do in March?", "ephemeral": False}]}
+    )
 
     title: Title | None = Field(default=None, description="left empty, the first question names it")
     ephemeral: bool = Field(
@@ -25,7 +27,7 @@ class ConversationCreate(BaseModel):
 
 
 class ConversationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "March, remembered"}]})
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
 
@@ -39,7 +41,10 @@ class ConversationPublic(BaseModel):
 
 
 class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"content": "When did I last walk by the river?", "stream": False}]},
+    )
 
     content: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION)]
     stream: bool = Field(default=False, description="answer as Server-Sent Events (`delta`, `done`, `error`)")

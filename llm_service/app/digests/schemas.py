@@ -18,7 +18,7 @@ class DigestGenerate(BaseModel):
     """Which period to write: the day, or the Monday-to-Sunday week, that contains `date`
     in the caller's time zone (default: today there)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"period": "week"}]})
 
     period: Period
     date: dt.date | None = Field(default=None, description="YYYY-MM-DD in the caller's time zone")
@@ -34,7 +34,7 @@ class DigestGenerate(BaseModel):
 class DigestUpdate(BaseModel):
     """The flags a reader sets; the ones left out stay as they are (none may be null)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"is_pinned": True}]})
 
     is_read: bool | None = None
     is_pinned: bool | None = None

@@ -1,4 +1,4 @@
-"""Provider settings as the API shows and takes them (SPEC §4 "LLM config")."""
+"""Provider settings as the API shows and takes them."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class LlmConfigUpdate(BaseModel):
     `api_key` left out keeps the stored key (for the same host only); `""` removes it.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"provider": "local"}]})
 
     provider: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=32)]
     base_url: Annotated[_Text, Field(max_length=500)] | None = None

@@ -25,7 +25,10 @@ def _storable(value: str | None) -> str | None:
 class MemoryCreate(BaseModel):
     """A fact the user adds. `long_term: false` makes it expire after a few days."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"content": "Prefers tea to coffee", "importance": 0.6, "long_term": True}]},
+    )
 
     content: MemoryContent
     importance: Importance = DEFAULT_USER_IMPORTANCE
@@ -37,7 +40,7 @@ class MemoryCreate(BaseModel):
 class MemoryUpdate(BaseModel):
     """Fields to change; the ones left out stay as they are (none may be null)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"importance": 0.9}]})
 
     content: MemoryContent | None = None
     importance: Importance | None = None

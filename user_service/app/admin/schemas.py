@@ -6,7 +6,7 @@ from user_service.app.users.schemas import Role
 
 
 class AdminUserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"is_active": False}]})
 
     role: Role | None = None
     is_active: bool | None = None

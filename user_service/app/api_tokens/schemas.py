@@ -9,7 +9,11 @@ Scope = Literal["read", "write"]
 
 
 class ApiTokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"name": "backup script", "scopes": ["read"], "expires_in_days": 90}]},
+    )
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=2)] = ["read", "write"]

@@ -20,6 +20,7 @@ ACCEPTED = (
     "multipart/form-data, the OAuth2 password form) or as a JSON object (application/json)"
 )
 
+_LOGIN_SCHEMA = LoginRequest.model_json_schema()
 _FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "LoginForm",
@@ -32,6 +33,7 @@ _FORM_SCHEMA: dict[str, Any] = {
         "client_id": {"type": "string"},
         "client_secret": {"type": "string", "format": "password"},
     },
+    "examples": _LOGIN_SCHEMA["examples"],  # the same two fields: LoginRequest's examples
 }
 TOKEN_REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
@@ -40,10 +42,7 @@ TOKEN_REQUEST_BODY: dict[str, Any] = {
         "content": {
             "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
             "multipart/form-data": {"schema": _FORM_SCHEMA},
-            JSON: {
-                "schema": LoginRequest.model_json_schema(),
-                "example": {"username": "alice", "password": "plum-Lantern-42"},
-            },
+            JSON: {"schema": _LOGIN_SCHEMA},
         },
     }
 }

@@ -13,7 +13,7 @@ class LoginRequest(BaseModel):
     """Log-in credentials, as JSON or as the fields of the OAuth2 password form."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"username": "alice", "password": "plum-Lantern-42"}]}
+        extra="forbid", json_schema_extra={"examples": [{"username": "lin.mei", "password": "plum-Lantern-42"}]}
     )
 
     username: Annotated[str, Field(min_length=1, max_length=254)]
@@ -31,7 +31,9 @@ class TokenPair(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.…"}]}
+    )
 
     refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
 

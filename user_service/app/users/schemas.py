@@ -80,7 +80,13 @@ class UserBase(BaseModel):
 class UserCreate(UserBase):
     """Registration. No role, no flags: the server decides those."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"username": "lin.mei", "password": "plum-Lantern-42", "display_name": "Lin Mei"}]
+        },
+    )
 
     password: NewPassword
 
@@ -104,7 +110,11 @@ class UserCreate(UserBase):
 class UserUpdate(BaseModel):
     """What a user may change about themselves."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"display_name": "Lin Mei", "language": "en", "time_zone": "Asia/Shanghai"}]},
+    )
 
     email: Email | None = None
     display_name: DisplayName | None = None
@@ -118,7 +128,10 @@ class UserUpdate(BaseModel):
 
 
 class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"current_password": "plum-Lantern-42", "new_password": "teal-Harbour-77"}]},
+    )
 
     current_password: Password
     new_password: NewPassword

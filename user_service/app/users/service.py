@@ -111,7 +111,9 @@ async def update_profile(session: AsyncSession, user: User, changes: UserUpdate)
 async def change_password(
     session: AsyncSession, redis: Redis, user: User, current: str, new: str, keep_session: str | None
 ) -> None:
-    """Change the password and end every other session of the user."""
+    """Change the password and end every other session of the user. The kept session's
+    refresh grace window closes with them: the token it just replaced no longer buys its
+    live pair (presented again, it is reuse and ends this session too)."""
     if not await verify_password(current, user.password_hash):
         raise BadRequest("the current password is not correct")
     problem = password_problem(new, user.username)

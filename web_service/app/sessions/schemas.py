@@ -10,7 +10,9 @@ from common.security.passwords import MAX_PASSWORD_LENGTH
 class SessionLogin(BaseModel):
     """Username and password, as JSON (user_service's own endpoint takes the OAuth2 form)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"username": "lin.mei", "password": "plum-Lantern-42"}]}
+    )
 
     username: Annotated[str, Field(min_length=1, max_length=254)]
     password: Annotated[

@@ -1,34 +1,36 @@
 // Attachments that are not thumbnails: audio to play and other files to download, both
-// through attachmentUrl() (a blob: URL: a download keeps its file name, and audio does not
-// stop when its signed URL expires in a tab left open).
+// through attachmentUrl() (a blob: URL, kept per attachment and content: a download keeps its
+// file name, and audio does not stop when its signed URL expires in a tab left open).
 import { html, useEffect, useState } from '../vendor/preact-htm.module.js';
 import { attachmentUrl, errorMessage } from '../lib/api.js';
 import { t } from '../lib/i18n.js';
 
-export function AttachmentAudio({ url, name }) {
+export function AttachmentAudio({ attachment, name }) {
   const [state, setState] = useState({ src: null, error: null });
+  // A new signed URL of the same file is no reason to fetch it again.
+  const key = `${attachment.id}:${attachment.sha256}`;
   useEffect(() => {
     let live = true;
-    attachmentUrl(url).then(
+    attachmentUrl(attachment).then(
       (src) => live && setState({ src, error: null }),
       (error) => live && setState({ src: null, error }),
     );
     return () => {
       live = false;
     };
-  }, [url]);
+  }, [key]);
   if (state.error) return html`<p class="small error-text" role="alert">${t('attachment.loadFailed', { message: errorMessage(state.error) })}</p>`;
   if (!state.src) return html`<p class="small muted" role="status">${t('common.loading')}</p>`;
   return html`<audio controls preload="metadata" src=${state.src} aria-label=${name}></audio>`;
 }
 
 /** A button that fetches the file and saves it under its name. */
-export function DownloadButton({ url, name }) {
+export function DownloadButton({ attachment, name }) {
   const [state, setState] = useState({ busy: false, error: null });
   const download = async () => {
     setState({ busy: true, error: null });
     try {
-      const src = await attachmentUrl(url);
+      const src = await attachmentUrl(attachment);
       const link = document.createElement('a');
       link.href = src;
       link.download = name;

@@ -44,9 +44,9 @@ export function Attachments({ record, onOpenImage, onDelete, busyId }) {
             <span class="attachment-name">${name}</span>
             <span class="small muted">${formatSize(a.size)}</span>
           </div>
-          ${isAudio && html`<${AttachmentAudio} url=${a.url} name=${name} />`}
+          ${isAudio && html`<${AttachmentAudio} attachment=${a} name=${name} />`}
           <div class="attachment-actions">
-            ${!isImage && !isAudio && html`<${DownloadButton} url=${a.url} name=${name} />`}
+            ${!isImage && !isAudio && html`<${DownloadButton} attachment=${a} name=${name} />`}
             ${onDelete && html`<button type="button" class="secondary small-button" disabled=${busyId === a.id}
               aria-label=${t('record.attachment.delete', { name })} onClick=${() => onDelete(a)}>${t('common.delete')}</button>`}
           </div>

@@ -267,7 +267,21 @@ export async function stream(path, options, onEvent) {
   }
 }
 
-/** A blob: URL for an attachment (the route needs the Authorization header an <img> cannot send). */
+/**
+ * The path and query of an attachment's `url` / `thumbnail_url`. The API makes them absolute
+ * for its public base URL (JILU_PUBLIC_WEB_URL), which need not be the origin this page was
+ * opened on (a proxy, another host name); on this origin they are same-origin requests, which
+ * `img-src 'self'` allows and which may carry the bearer token.
+ */
+export function attachmentPath(url) {
+  const parsed = new URL(url, location.origin);
+  return parsed.pathname + parsed.search;
+}
+
+/**
+ * blob: URLs of attachments fetched so far, by attachment id and content (sha256): the
+ * signed URL changes every few minutes, the file behind it does not.
+ */
 const blobUrls = new Map();
 
 /** When the session ends: the cached files are let go (revoked, even those still loading). */
@@ -276,15 +290,17 @@ function forgetAttachmentUrls() {
   blobUrls.clear();
 }
 
-export async function attachmentUrl(url) {
-  if (!blobUrls.has(url)) {
-    const pending = fetchAuthed(url, { headers: { Accept: '*/*' } })
+/** A blob: URL of `attachment`'s file ({id, sha256, url}), fetched once per content. */
+export async function attachmentUrl(attachment) {
+  const key = `${attachment.id}:${attachment.sha256}`;
+  if (!blobUrls.has(key)) {
+    const pending = fetchAuthed(attachmentPath(attachment.url), { headers: { Accept: '*/*' } })
       .then((response) => response.blob())
       .then((blob) => URL.createObjectURL(blob));
     pending.catch(() => {
-      if (blobUrls.get(url) === pending) blobUrls.delete(url);
+      if (blobUrls.get(key) === pending) blobUrls.delete(key);
     });
-    blobUrls.set(url, pending);
+    blobUrls.set(key, pending);
   }
-  return blobUrls.get(url);
+  return blobUrls.get(key);
 }
