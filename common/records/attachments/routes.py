@@ -227,7 +227,9 @@ async def delete_attachment(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/records/{record_id}/purge", status_code=status.HTTP_204_NO_CONTENT, tags=["records"])
+@router.post(
+    "/records/{record_id}/purge", status_code=status.HTTP_204_NO_CONTENT, tags=["records"], operation_id="records_purge"
+)
 async def purge_record(
     record_id: str,
     request: Request,

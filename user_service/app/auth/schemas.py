@@ -2,25 +2,14 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from common.users.schemas import Credentials
 from user_service.app.users.schemas import UserPublic
 
-MAX_LOGIN_LENGTH = 1024
 
-
-class LoginRequest(BaseModel):
+class LoginRequest(Credentials):
     """Log-in credentials, as JSON or as the fields of the OAuth2 password form."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"username": "lin.mei", "password": "plum-Lantern-42"}]}
-    )
-
-    username: Annotated[str, Field(min_length=1, max_length=254)]
-    # Longer than any password can be is simply a wrong password (401), not a malformed login.
-    password: Annotated[
-        str, StringConstraints(strip_whitespace=False), Field(min_length=1, max_length=MAX_LOGIN_LENGTH)
-    ]
 
 
 class TokenPair(BaseModel):

@@ -1,23 +1,14 @@
 """Browser sessions on the wire: the login form and the access token handed to the page."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 
-from common.security.passwords import MAX_PASSWORD_LENGTH
+from common.users.schemas import Credentials
 
 
-class SessionLogin(BaseModel):
-    """Username and password, as JSON (user_service's own endpoint takes the OAuth2 form)."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"username": "lin.mei", "password": "plum-Lantern-42"}]}
-    )
-
-    username: Annotated[str, Field(min_length=1, max_length=254)]
-    password: Annotated[
-        str, StringConstraints(strip_whitespace=False), Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
-    ]
+class SessionLogin(Credentials):
+    """Username and password, as JSON; the web port logs in with them on user_service."""
 
 
 class SessionToken(BaseModel):
