@@ -1,20 +1,18 @@
 """The stack a client developer meets: user_service, llm_service and mobile_service served
-over real HTTP (uvicorn in threads), on one migrated SQLite database and the test Redis, the
-mobile port relaying to the other two by their base URLs; the LLM provider is the offline one."""
+over real HTTP (uvicorn in threads), on one migrated database (SQLite, and PostgreSQL when one
+answers) and the test Redis, the mobile port relaying to the other two by their base URLs;
+the LLM provider is the offline one."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from common.database.migrate import upgrade_to_head
 from llm_service.app.config import LlmSettings
 from llm_service.app.main import create_app as create_llm_app
 from mobile_service.app.config import MobileSettings
@@ -32,10 +30,10 @@ class ServedStack:
 
 
 @pytest.fixture
-async def served_stack(make_settings: Callable[..., Any], tmp_path: Path, redis: Redis) -> AsyncIterator[ServedStack]:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'jilu.db'}"
-    await asyncio.to_thread(upgrade_to_head, database_url)
-    common = {"database_url": database_url, "llm_provider": "local"}
+async def served_stack(
+    make_settings: Callable[..., Any], migrated_database_url: str, redis: Redis
+) -> AsyncIterator[ServedStack]:
+    common = {"database_url": migrated_database_url, "llm_provider": "local"}
     async with AsyncExitStack() as stack:
         user_url = await stack.enter_async_context(serve_app(create_user_app(make_settings(UserSettings, **common))))
         llm_url = await stack.enter_async_context(serve_app(create_llm_app(make_settings(LlmSettings, **common))))
