@@ -163,11 +163,8 @@ async def file_for_link(
 
 @lru_cache(maxsize=1024)
 def _digest(path: Path, modified_ns: int, size: int) -> str:
-    hasher = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 async def variant_sha256(attachment: Attachment, path: Path, *, thumbnail: bool) -> str:

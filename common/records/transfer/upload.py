@@ -14,6 +14,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from common.bodies import media_type
 from common.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 # Room for the multipart boundaries and part headers around the file itself.
@@ -41,8 +42,7 @@ async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[by
 
 async def read_file_field(request: Request, field: str, limit: int) -> UploadFile:
     """The file sent as multipart field `field`, at most `limit` bytes; the caller closes it."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "multipart/form-data":
+    if media_type(request.headers.get("content-type")) != "multipart/form-data":
         raise UnsupportedMediaType(f"send the file as the multipart/form-data field `{field}`")
     too_large = PayloadTooLarge(f"the upload is larger than {limit // (1024 * 1024)} MB")
     declared = request.headers.get("content-length", "")

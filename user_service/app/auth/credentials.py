@@ -67,14 +67,16 @@ async def _form_fields(request: Request) -> dict[str, Any]:
 
 
 async def _json_fields(request: Request) -> Any:
-    raw = await request.body()
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        where = f"malformed JSON at line {exc.lineno}, column {exc.colno} (character {exc.pos}): {exc.msg}"
-        raise RequestValidationError([_problem((), where, "json_invalid")]) from exc
+        text = (await request.body()).decode()
     except UnicodeDecodeError as exc:
         raise RequestValidationError([_problem((), "malformed JSON: not UTF-8", "json_invalid")]) from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # Shaped as FastAPI's own, so the one formatter (common/field_problems.py) says where.
+        error = {"type": "json_invalid", "loc": ("body", exc.pos), "ctx": {"error": f"{exc.msg}; {ACCEPTED}"}}
+        raise RequestValidationError([error], body=text) from exc
 
 
 async def login_credentials(request: Request) -> LoginRequest:
