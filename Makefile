@@ -26,8 +26,10 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements.txt $(VENV)/.run-deps
 run: $(VENV)/.run-deps
 	$(PY) main.py
 
+# Spread over the machine's cores (pytest-xdist); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 test: $(VENV)/.dev-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(VENV)/.dev-deps
 	$(PY) -m ruff check .

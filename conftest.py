@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from redis.asyncio import Redis
 
 from common.cache import create_redis
@@ -24,11 +29,54 @@ MACHINE_REDIS_URL = os.environ.get("JILU_TEST_REDIS_URL", "redis://127.0.0.1:637
 POSTGRES_ADMIN_URL = os.environ.get("JILU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+# Packages whose tests share one launched stack (package-scoped): `make test` runs each on one
+# xdist worker (`--dist loadgroup`), since a stack per worker would cost more than it saves.
+SHARED_STACK_PACKAGES = ("tests/web/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for package in SHARED_STACK_PACKAGES:
+            if item.nodeid.startswith(package):
+                item.add_marker(pytest.mark.xdist_group(package))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_argon2() -> Iterator[PasswordHash]:
+    """argon2id with the smallest cost parameters for the in-process tests: the same code path
+    and hash format, but ~0.1 ms instead of ~100 ms a hash, which most tests pay several times
+    (register, log in). Launched services (tests/e2e, tests/web) keep the production cost, and
+    tests/common/test_passwords.py checks that production's parameters are the strong ones:
+    this fixture yields production's hasher."""
+    from common.security import passwords
+
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=64, parallelism=1),))
+    kept = passwords._hasher, passwords._DUMMY_HASH
+    passwords._hasher, passwords._DUMMY_HASH = cheap, cheap.hash("not anyone's password")
+    yield kept[0]
+    passwords._hasher, passwords._DUMMY_HASH = kept
+
+
+def worker_index() -> int:
+    """This pytest-xdist worker's number (0 for gw0, and for a run without workers)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def worker_redis_url(base_url: str) -> str | None:
+    """The machine-Redis database of this worker: worker N takes the configured database + N,
+    so parallel workers never flush each other's keys; None when Redis's 16 run out."""
+    url = urlsplit(base_url)
+    database = int(url.path.lstrip("/") or 0) + worker_index()
+    return None if database > 15 else urlunsplit(url._replace(path=f"/{database}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: the machine's if one answers, else an embedded one on a free port."""
-    if redis_answers(MACHINE_REDIS_URL):
-        yield MACHINE_REDIS_URL
+    """A real Redis: the machine's if one answers (a database per xdist worker), else an
+    embedded one on a free port."""
+    machine_url = worker_redis_url(MACHINE_REDIS_URL)
+    if machine_url and redis_answers(machine_url):
+        yield machine_url
         return
     server = EmbeddedRedis(f"redis://127.0.0.1:{free_port()}/0", tmp_path_factory.mktemp("redis")).start()
     try:
@@ -64,42 +112,83 @@ def postgres_available() -> bool:
     return asyncio.run(_postgres_reachable())
 
 
-@pytest.fixture
-def postgres_url(postgres_available: bool) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
-    if not postgres_available:
-        pytest.skip(f"no PostgreSQL server answers at {POSTGRES_ADMIN_URL} (set JILU_TEST_POSTGRES_URL)")
+def _postgres_admin(sql: str) -> None:
     import asyncpg
 
-    name = f"jilu_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
+    async def run() -> None:
         connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
         try:
             await connection.execute(sql)
         finally:
             await connection.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(run())
+
+
+@contextmanager
+def _postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (empty, or a copy of `template`), dropped on exit."""
+    name = f"jilu_test_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same test on SQLite (always) and PostgreSQL (when a server answers)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'jilu.db'}"
-    return request.getfixturevalue("postgres_url")
+def _require_postgres(available: bool) -> None:
+    if not available:
+        pytest.skip(f"no PostgreSQL server answers at {POSTGRES_ADMIN_URL} (set JILU_TEST_POSTGRES_URL)")
 
 
 @pytest.fixture
-async def migrated_database_url(database_url: str) -> str:
+def postgres_url(postgres_available: bool) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    _require_postgres(postgres_available)
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_available: bool) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session (and worker), to copy from."""
+    _require_postgres(postgres_available)
+    with _postgres_database() as url:
+        upgrade_to_head(url)
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session (and worker), to copy from."""
+    path = tmp_path_factory.mktemp("template") / "jilu.db"
+    upgrade_to_head(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on SQLite (always) and PostgreSQL (when a server answers): an empty
+    database, or — when the test also asks for `migrated_database_url` — a copy of the
+    session's migrated template (migrating per test cost more than the rest of most tests)."""
+    migrated = "migrated_database_url" in request.fixturenames
+    if request.param == "sqlite":
+        path = tmp_path / "jilu.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if not migrated:
+        yield request.getfixturevalue("postgres_url")
+        return
+    with _postgres_database(template=request.getfixturevalue("postgres_template")) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_database_url(database_url: str) -> str:
     """`database_url` with every migration applied, as the launcher leaves it."""
-    await asyncio.to_thread(upgrade_to_head, database_url)
     return database_url
 
 

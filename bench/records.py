@@ -26,18 +26,7 @@ successes.
    same rows, without HTTP, auth, ORM or Redis. Taking turns, three rounds of 700, best
    round each. Target: mobile_service ÷ raw loop >= 0.3. A 503 ("database is busy") under
    this load is a failure of its own row.
-3. Search: 100,000 generated diary-like records of one owner (Chinese phrases with English
-   words among them, from word lists), written straight into a migrated SQLite database
-   with `segment_for_index` for the index rows; then 200 queries (40 each: Chinese words of
-   2, 3 and 4 characters, English words, mixed; a few match nothing) through
-   `common.records.search.search(session, owner, q, limit=20)` in this process (parsing,
-   ranking, loading the records, highlighting; the app's engine and pragmas): p50 and p95,
-   target p95 under 30 ms. Each query is also run two naive ways through the same kind of
-   session: the newest 20 live records whose content contains every word (`LIKE '%word%'`,
-   which stops once it has 20), and a count of all such records (the scan that ranking
-   every match would need). Speed-up = median over queries of (LIKE time ÷ search time).
-   Also timed: `search.index_record` for one record on that database, which every create,
-   edit and delete runs.
+3. Search: in `bench/search.py` (`python -m bench search`), in one process.
 4. Sync: a second user with 10,000 records (written straight into the live database with
    their change numbers) pages through `GET /api/v1/sync/changes?since=...&limit=500` on the
    real mobile_service from `since=0` until `has_more` is false, parsing each page as an app
@@ -54,7 +43,6 @@ import os
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,10 +55,11 @@ from typing import Any
 import httpx
 
 from bench import Row
-from bench._launcher import ROOT, LauncherProcess, free_ports, health_answers
+from bench._launcher import LauncherProcess
 from common.database.ids import new_id
 from common.records.search import owner_token
 from common.records.tags import normalise_tags
+from tests.harness import Spawned, clean_env, free_ports
 
 CONCURRENCY = 32
 PASSWORD = "correct horse battery 9"
@@ -85,10 +74,6 @@ CREATE_REQUESTS = 700  # per round and side: 2,100 records, the list benchmark's
 CREATE_WARM_UP = 64
 CREATE_RATIO_TARGET = 0.3
 
-SEARCH_RECORDS = 100_000
-SEARCH_QUERIES = 200
-SEARCH_LIMIT = 20
-SEARCH_P95_TARGET_MS = 30.0
 BUILD_BATCH = 2_000
 
 SYNC_RECORDS = 10_000
@@ -139,43 +124,6 @@ EN_DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 TITLES = "周报 读书笔记 旅行计划 待办 随手记 会议纪要 今日总结 健身记录 灵感 购物清单".split()
 TAGS = "工作 生活 家庭 健身 学习 旅行 读书 美食 电影 work ideas todo health finance".split()
 KINDS = ("diary", "diary", "note", "note", "todo")
-
-QUERIES = {
-    "zh2": (
-        "开会 预算 咖啡 跑步 周报 电影 天气 加班 医院 快递 面试 火锅 发票 合同 护照 钥匙 瑜伽 游泳 钢琴 简历 论文 "
-        "搬家 遛狗 蛋糕 机票 报告 雨伞 礼物 房租 量子"
-    ).split(),
-    "zh3": (
-        "图书馆 星巴克 健身房 会议室 火锅店 咖啡店 羽毛球 自行车 动物园 充电器 咖啡豆 预算表 实验室 信用卡 候选人 "
-        "数据库 洗衣服 博物馆"
-    ).split(),
-    "zh4": (
-        "项目进度 产品设计 心情不错 机器学习 年终总结 读书笔记 旅行计划 线上故障 会议纪要 体检报告 年度计划 性能问题 "
-        "英语单词 阳光明媚 充满期待 生日礼物 上线流程 量子力学"
-    ).split(),
-    "en": (
-        "budget meeting deadline coffee review project design deploy weekend python release sprint feedback "
-        "interview roadmap database kubernetes invoice podcast birthday docker github conference monday friday zebra"
-    ).split(),
-    "mixed": [
-        "预算 budget",
-        "开会 meeting",
-        "咖啡 coffee",
-        "跑步 weekend",
-        "周报 report",
-        "面试 interview",
-        "代码 review",
-        "上线 deploy",
-        "火锅 dinner",
-        "机票 flight",
-        "健身房 gym",
-        "项目进度 deadline",
-        "python 学习",
-        "读书笔记 journal",
-        "sprint 复盘",
-        "数据库 backup",
-    ],
-}
 
 
 def _zh_sentence(rng: random.Random) -> str:
@@ -228,12 +176,6 @@ def drafts(count: int, seed: int) -> Iterator[Draft]:
             tags=rng.sample(TAGS, rng.randint(0, 3)),
             occurred_at=start + timedelta(seconds=rng.randrange(3 * 365 * 86400), microseconds=rng.randrange(10**6)),
         )
-
-
-def queries() -> list[str]:
-    """`SEARCH_QUERIES` queries, as many of each kind, each list cycled."""
-    per_kind = SEARCH_QUERIES // len(QUERIES)
-    return [words[i % len(words)] for words in QUERIES.values() for i in range(per_kind)]
 
 
 # -- writing records straight into SQLite ---------------------------------------------------
@@ -436,36 +378,22 @@ def _post(url: str, bodies: Sequence[bytes]) -> Request:
     return lambda n: ("POST", url, bodies[n])
 
 
-class FloorServer:
-    """`bench/_records_floor.py` in its own process, stopped on exit."""
+class FloorServer(Spawned):
+    """`bench/_records_floor.py` in its own process on a free port, stopped on exit."""
 
     def __init__(self, database: Path, owner_id: str) -> None:
-        self.port = free_ports(1)[0]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench._records_floor", str(database), owner_id, str(self.port)],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-        )
+        port = free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "bench._records_floor", str(database), owner_id, str(port)]
+        super().__init__("the floor app", command, clean_env(), keep_lines=200)
 
     def __enter__(self) -> FloorServer:
-        deadline = time.perf_counter() + 60
-        while not health_answers(self.url):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the floor app exited with code {self.process.returncode}")
-            if time.perf_counter() > deadline:
-                raise TimeoutError("the floor app did not answer within 60 s")
-            time.sleep(0.05)
+        try:
+            self.wait_until_answers(self.url, timeout=60)
+        except BaseException:
+            self.close()
+            raise
         return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 # -- 2. create: the floor -------------------------------------------------------------------
@@ -669,7 +597,7 @@ def _refused_row(name: str, loads: list[Load], total: int) -> Row:
     )
 
 
-# -- 3. search ------------------------------------------------------------------------------
+# -- a corpus, segmented in two processes ----------------------------------------------------
 
 
 def _segment_chunk(chunk: list[Draft]) -> list[tuple[str, str]]:
@@ -688,151 +616,6 @@ def _segmented(all_drafts: list[Draft]) -> Iterator[tuple[int, list[Draft], list
             first += len(batch)
 
 
-def _build_search_database(database: Path) -> str:
-    """A migrated database with one owner's `SEARCH_RECORDS` records; the owner's id."""
-    from common.database.migrate import upgrade_to_head
-
-    upgrade_to_head(f"sqlite+aiosqlite:///{database}")
-    owner_id = new_id()
-    connection = _connect(database)
-    try:
-        now = _stored_time(datetime.now(UTC))
-        connection.execute(
-            "INSERT INTO users (id, username, username_key, password_hash, role, is_active, language, time_zone,"
-            " created_at, updated_at) VALUES (?, 'search', 'search', '-', 'user', 1, 'zh-CN', 'Asia/Shanghai', ?, ?)",
-            (owner_id, now, now),
-        )
-        connection.execute("PRAGMA synchronous=OFF")  # building only; measured with the app's pragmas
-        started = time.perf_counter()
-        for first, batch, texts in _segmented(list(drafts(SEARCH_RECORDS, seed=3))):
-            bulk_insert(connection, owner_id, batch, first, texts)
-            done = first + len(batch) - 1
-            if done % 20_000 == 0 or done == SEARCH_RECORDS:
-                _log(f"search corpus: {done:,}/{SEARCH_RECORDS:,} records, {time.perf_counter() - started:.0f} s")
-        connection.execute("PRAGMA optimize")
-        return owner_id
-    finally:
-        connection.close()
-
-
-@dataclass
-class SearchTimes:
-    search_ms: list[float] = field(default_factory=list)
-    like_newest_ms: list[float] = field(default_factory=list)
-    like_scan_ms: list[float] = field(default_factory=list)
-    hits: list[int] = field(default_factory=list)
-    matches: list[int] = field(default_factory=list)
-    reindex_ms: list[float] = field(default_factory=list)
-
-
-async def _time_queries(database: Path, owner_id: str, texts: list[str]) -> SearchTimes:
-    from sqlalchemy import func, select, text
-
-    from common.database import create_engine, create_sessionmaker
-    from common.records import search
-    from common.records.crud import owned_records
-    from common.records.models import Record
-
-    engine = create_engine(f"sqlite+aiosqlite:///{database}")
-    sessions = create_sessionmaker(engine)
-    times = SearchTimes()
-
-    def containing(query: str) -> list[Any]:
-        return [Record.content.contains(word, autoescape=True) for word in query.split()]
-
-    async def like_newest(session: Any, query: str) -> list[Record]:
-        """The naive search: the newest records containing every word of the query."""
-        statement = owned_records(owner_id).where(*containing(query))
-        statement = statement.order_by(Record.occurred_at.desc()).limit(SEARCH_LIMIT)
-        return list((await session.execute(statement)).scalars())
-
-    async def like_scan(session: Any, query: str) -> int:
-        """Every record looked at, as ranking all matches needs: how many contain the words."""
-        statement = select(func.count()).select_from(owned_records(owner_id).where(*containing(query)).subquery())
-        return int((await session.execute(statement)).scalar_one())
-
-    async def timed(call: Any, query: str) -> tuple[Any, float]:
-        async with sessions() as session:
-            started = time.perf_counter()
-            result = await call(session, query)
-            return result, (time.perf_counter() - started) * 1000
-
-    def ranked(session: Any, query: str) -> Any:
-        return search.search(session, owner_id, query, limit=SEARCH_LIMIT)
-
-    try:
-        for query in texts[:20]:  # warm-up: the page cache, jieba, SQLAlchemy's statement cache
-            for call in (ranked, like_newest, like_scan):
-                await timed(call, query)
-        for query in texts:
-            hits, ms = await timed(ranked, query)
-            times.search_ms.append(ms)
-            times.hits.append(len(hits))
-            times.like_newest_ms.append((await timed(like_newest, query))[1])
-            times.like_scan_ms.append((await timed(like_scan, query))[1])
-            terms = search.parse_query(query)
-            async with sessions() as session:
-                count = text("SELECT count(*) FROM record_search WHERE record_search MATCH :q")
-                found = (await session.execute(count, {"q": search._fts5_query(terms)})).scalar_one() if terms else 0
-                times.matches.append(int(found))
-
-        # What every create, edit and delete pays to keep an index of this size in step.
-        for _ in range(5):
-            async with sessions() as session:
-                record = (await session.execute(owned_records(owner_id).limit(1))).scalar_one()
-                started = time.perf_counter()
-                await search.index_record(session, record)
-                times.reindex_ms.append((time.perf_counter() - started) * 1000)
-                await session.rollback()
-    finally:
-        await engine.dispose()
-    return times
-
-
-def _percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def _search_benchmark(tmp: Path) -> list[Row]:
-    database = tmp / "search.db"
-    started = time.perf_counter()
-    owner_id = _build_search_database(database)
-    built = time.perf_counter() - started
-    texts = queries()
-    times = asyncio.run(_time_queries(database, owner_id, texts))
-    p50, p95 = _percentile(times.search_ms, 0.5), _percentile(times.search_ms, 0.95)
-    per_kind = SEARCH_QUERIES // len(QUERIES)
-    kinds = [kind for kind in QUERIES for _ in range(per_kind)]
-    for kind in QUERIES:
-        ms = [t for t, k in zip(times.search_ms, kinds, strict=True) if k == kind]
-        found = [m for m, k in zip(times.matches, kinds, strict=True) if k == kind]
-        _log(
-            f"search {kind}: p50 {_percentile(ms, 0.5):.1f} ms, p95 {_percentile(ms, 0.95):.1f} ms, "
-            f"median {statistics.median(found):.0f} matches"
-        )
-    slowest = sorted(zip(times.search_ms, texts, times.matches, strict=True), reverse=True)[:5]
-    _log("slowest searches: " + ", ".join(f"{q} {ms:.0f} ms ({m} matches)" for ms, q, m in slowest))
-    empty = sum(1 for n in times.hits if n == 0)
-    corpus = f"{SEARCH_RECORDS:,} records"
-
-    def speedup(like_ms: list[float]) -> str:
-        ratio = statistics.median(like / found for like, found in zip(like_ms, times.search_ms, strict=True))
-        return f"{ratio:.1f}x (LIKE p50 {_percentile(like_ms, 0.5):.1f} ms, p95 {_percentile(like_ms, 0.95):.1f} ms)"
-
-    return [
-        Row(f"search corpus built ({corpus}, one owner)", f"{built:.0f} s"),
-        Row(
-            f"search p50, {corpus}, {len(texts)} queries",
-            f"{p50:.1f} ms (median {statistics.median(times.matches):.0f} matches; {empty} queries find nothing)",
-        ),
-        Row(f"search p95, {corpus}", f"{p95:.1f} ms", f"< {SEARCH_P95_TARGET_MS:g} ms", p95 < SEARCH_P95_TARGET_MS),
-        Row("speed-up over LIKE, newest 20 (median per query)", speedup(times.like_newest_ms)),
-        Row("speed-up over LIKE, every record (median per query)", speedup(times.like_scan_ms)),
-        Row(f"index one record, {corpus} (every write pays it)", f"{statistics.median(times.reindex_ms):.1f} ms"),
-    ]
-
-
 def _load_average() -> str:
     return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
@@ -841,6 +624,5 @@ def run() -> list[Row]:
     before = _load_average()
     with tempfile.TemporaryDirectory(prefix="jilu-bench-") as tmp:
         rows = _service_benchmarks(Path(tmp))
-        rows += _search_benchmark(Path(tmp))
     machine = f"{os.cpu_count()} cores; load average (1/5/15 min) {before} before, {_load_average()} after"
     return [Row("records: machine", machine), *rows]

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from bench import Row
 from bench._launcher import LauncherProcess
 
@@ -50,7 +52,7 @@ def run() -> list[Row]:
                 if missing:
                     raise RuntimeError(f"no process found for {', '.join(missing)}")
                 rss_mb = {name: processes[name].memory_info().rss / MB for name in jilu.services}
-                launcher_mb = jilu.launcher_process().memory_info().rss / MB
+                launcher_mb = psutil.Process(jilu.process.pid).memory_info().rss / MB
 
     target = f"< {COLD_START_TARGET_S:g} s"
     rows = [Row("Redis used", redis)]

@@ -20,9 +20,11 @@ from common.middleware import AllowedMethodsMiddleware, RequestIdMiddleware, Sec
 from common.openapi import generate_operation_id, install_openapi
 from common.security.rate_limit import RateLimiter
 from common.security.tokens import TokenCodec
+from common.state import ServiceState
 
-# Extra start-up work of a service: gets the app, may push cleanups on the exit stack.
-StartupHook = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
+# A service's own start-up: gets the common state, starts what the service adds (its cleanups
+# pushed on the exit stack) and answers the service's state, a `ServiceState` subclass.
+StateBuilder = Callable[[ServiceState, AsyncExitStack], Awaitable[ServiceState]]
 
 
 def create_service_app(
@@ -31,10 +33,11 @@ def create_service_app(
     *,
     routers: Sequence[APIRouter] = (),
     depends_on: tuple[str, ...] = (),
-    on_startup: Sequence[StartupHook] = (),
+    build_state: StateBuilder | None = None,
     description: str = "",
 ) -> FastAPI:
-    """Build `service`'s app. Connections are made in the lifespan, never at import time."""
+    """Build `service`'s app. Connections are made in the lifespan, never at import time;
+    the lifespan stores one typed state (`common.state`), read only by the `deps.py` modules."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,17 +48,21 @@ def create_service_app(
             stack.push_async_callback(redis.aclose)
             http = create_http_client(settings.http_timeout)
             stack.push_async_callback(http.aclose)
-            app.state.settings = settings
-            app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
-            app.state.write_sessionmaker = create_sessionmaker(engine, write=True)
-            app.state.redis = redis
-            app.state.http = http
-            app.state.services = ServiceDirectory(settings, http)
-            app.state.tokens = TokenCodec(settings.secret, settings.access_token_minutes, settings.refresh_token_days)
-            app.state.rate_limiter = RateLimiter(redis)
-            for hook in on_startup:
-                await hook(app, stack)
+            state = ServiceState(
+                service=service,
+                settings=settings,
+                engine=engine,
+                sessionmaker=create_sessionmaker(engine),
+                write_sessionmaker=create_sessionmaker(engine, write=True),
+                redis=redis,
+                http=http,
+                services=ServiceDirectory(settings, http),
+                tokens=TokenCodec(settings.secret, settings.access_token_minutes, settings.refresh_token_days),
+                rate_limiter=RateLimiter(redis),
+            )
+            if build_state is not None:
+                state = await build_state(state, stack)
+            app.state.service_state = state  # read by `common.deps.service_state` only
             yield
 
     production = settings.is_production
@@ -71,8 +78,6 @@ def create_service_app(
         debug=False,
         generate_unique_id_function=generate_operation_id,
     )
-    app.state.settings = settings
-    app.state.service = service  # which port answered (`common.public_urls`)
     install_error_handlers(app)
     # Innermost: they answer requests themselves (413/415, OPTIONS) after CORS has had its
     # say (a preflight is CORS's) and inside the layers that add the request id and headers.

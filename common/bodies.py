@@ -34,7 +34,8 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 def own_size_cap(endpoint: Endpoint) -> Endpoint:
     """Mark a route's endpoint as streaming its multipart body itself under a size cap of
-    its own (attachment uploads, the import zip): the guard then leaves that body to it.
+    its own (`common.uploads.receive_file`: attachment uploads, the import zip): the guard
+    then leaves that body to it, and `receive_file` refuses to run on an unmarked route.
     Every other multipart body is capped like JSON, since FastAPI's and Starlette's form
     parsing keep up to 1 MB per field and 1000 fields."""
     setattr(endpoint, _OWN_SIZE_CAP, True)

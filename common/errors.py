@@ -149,6 +149,15 @@ class PayloadTooLarge(JiluError):
     status_code, code, default_detail = 413, "payload_too_large", "Payload too large"
 
 
+class FileTooLarge(PayloadTooLarge):
+    """A received file past its cap, worded the same for every route that takes one
+    (`common.uploads`): `the file is larger than the 25 MB allowed`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"the file is larger than the {max_bytes / (1024 * 1024):g} MB allowed")
+        self.max_bytes = max_bytes
+
+
 class UnsupportedMediaType(JiluError):
     status_code, code, default_detail = 415, "unsupported_media_type", "Unsupported media type"
 

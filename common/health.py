@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import common
+from common.api_clients import ServiceClient
+from common.deps import EngineDep, RedisDep, ServicesDep
 
 READY_TIMEOUT = 3.0
 
@@ -33,18 +37,18 @@ class NotReady(BaseModel):
     checks: dict[str, str]
 
 
-async def _check_database(request: Request) -> None:
-    async with request.app.state.engine.connect() as connection:
+async def _check_database(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
 
 
-async def _check_redis(request: Request) -> None:
-    await request.app.state.redis.ping()
+async def _check_redis(redis: Redis) -> None:
+    await redis.ping()
 
 
-async def _check_service(request: Request, name: str) -> None:
-    if not await request.app.state.services[name].is_healthy(timeout=READY_TIMEOUT):
-        raise ConnectionError(f"{name}_service does not answer /health")
+async def _check_service(service: ServiceClient) -> None:
+    if not await service.is_healthy(timeout=READY_TIMEOUT):
+        raise ConnectionError(f"{service.service} does not answer /health")
 
 
 async def _outcome(check: asyncio.Future[None] | object) -> str:
@@ -66,11 +70,11 @@ def health_router(service: str, depends_on: tuple[str, ...]) -> APIRouter:
         return Health(status="ok", service=service, version=common.__version__)
 
     @router.get("/health/ready", response_model=Readiness, responses={503: {"model": NotReady}})
-    async def ready(request: Request) -> Readiness | JSONResponse:
+    async def ready(engine: EngineDep, redis: RedisDep, services: ServicesDep) -> Readiness | JSONResponse:
         """Readiness: the database, Redis and every service this one calls answer."""
         names = ["database", "redis", *(f"{dep}_service" for dep in depends_on)]
-        checks = [_check_database(request), _check_redis(request)]
-        checks += [_check_service(request, dep) for dep in depends_on]
+        checks = [_check_database(engine), _check_redis(redis)]
+        checks += [_check_service(services[dep]) for dep in depends_on]
         results = dict(zip(names, await asyncio.gather(*(_outcome(c) for c in checks)), strict=True))
         failed = [name for name, result in results.items() if result != "ok"]
         if failed:

@@ -26,16 +26,12 @@ WEB, MOBILE = "web", "mobile"
 _ORIGIN = re.compile(r"^https?://(?:[a-z0-9._-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$")
 
 
-def _service(request: Request) -> str:
-    return str(getattr(request.app.state, "service", "")).removesuffix("_service")
-
-
 def _configured(settings: JiluSettings, port: str) -> str:
     return str(getattr(settings, f"public_{port}_url", "") or "")
 
 
 def _request_origin(request: Request, settings: JiluSettings, service: str) -> str:
-    origin = request_origin(request)
+    origin = request_origin(request, settings)
     if _ORIGIN.match(origin):
         return origin
     return (
@@ -45,19 +41,19 @@ def _request_origin(request: Request, settings: JiluSettings, service: str) -> s
     )
 
 
-def port_base_url(request: Request) -> str:
-    """The base URL (`https://jilu.example`, no trailing slash) of the port that answered."""
-    settings: JiluSettings = request.app.state.settings
-    service = _service(request)
+def port_base_url(request: Request, settings: JiluSettings, service_name: str) -> str:
+    """The base URL (`https://jilu.example`, no trailing slash) of the port that answered,
+    `service_name`'s (`web_service`, ...)."""
+    service = service_name.removesuffix("_service")
     return _configured(settings, service) or _request_origin(request, settings, service)
 
 
-def web_base_url(request: Request) -> str:
-    """The base URL of the web port, where share pages live, whichever port answered."""
-    settings: JiluSettings = request.app.state.settings
+def web_base_url(request: Request, settings: JiluSettings, service_name: str) -> str:
+    """The base URL of the web port, where share pages live, whichever port answered
+    (`service_name`'s)."""
     if settings.public_web_url:
         return settings.public_web_url
-    service = _service(request)
+    service = service_name.removesuffix("_service")
     origin = _request_origin(request, settings, service)
     if service == WEB:
         return origin

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from common.api_clients.services import ServiceClient
+from common.config import JiluSettings
 from common.errors import UpstreamError, UpstreamTimeout
 from common.security.client_address import (
     CLIENT_ADDRESS_HEADER,
@@ -38,15 +37,15 @@ FORWARD_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SERVER_SET = {"date", "server"}
 
 
-def client_headers(request: Request) -> list[tuple[str, str]]:
+def client_headers(request: Request, settings: JiluSettings) -> list[tuple[str, str]]:
     """Headers that tell the owner who the client of `request` is, so its per-address rate
     limits see the browser's address: signed with the instance secret, which only a Jilu
     service has (an X-Forwarded-For the client made up is not passed on)."""
-    address = client_address(request)
-    return [*signed_client_headers(request, address), ("x-forwarded-for", address)]
+    address = client_address(request, settings)
+    return [*signed_client_headers(settings.secret, address), ("x-forwarded-for", address)]
 
 
-def _request_headers(request: Request) -> list[tuple[str, str]]:
+def _request_headers(request: Request, settings: JiluSettings) -> list[tuple[str, str]]:
     # The client's X-Request-ID is dropped too: the http client sends the id this request runs
     # under, which is a new one when the client's was missing or malformed. Cookies are dropped:
     # no service behind a relay uses them, and the refresh cookie must not leave the one that set it.
@@ -58,7 +57,7 @@ def _request_headers(request: Request) -> list[tuple[str, str]]:
         CLIENT_SIGNATURE_HEADER,
     }
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
-    return headers + client_headers(request)
+    return headers + client_headers(request, settings)
 
 
 def _has_body(request: Request) -> bool:
@@ -86,15 +85,18 @@ def _client_facing_location(value: str, target: ServiceClient) -> str:
     return location.raw_path.decode("ascii") if location.is_absolute_url and same_origin else value
 
 
-async def forward(request: Request, target: ServiceClient, path: str | None = None) -> StreamingResponse:
+async def forward(
+    request: Request, target: ServiceClient, settings: JiluSettings, path: str | None = None
+) -> StreamingResponse:
     """Send `request` to `target` (same path and query unless `path` is given) and stream the
-    answer back chunk by chunk: status, headers and body as the owner sent them."""
+    answer back chunk by chunk: status, headers and body as the owner sent them. `settings`
+    say whom to believe about the client's address, and sign it for the owner."""
     upstream_path = path if path is not None else request.url.path
     upstream = target.client.build_request(
         request.method,
         target.url(upstream_path),
         params=tuple(request.query_params.multi_items()),
-        headers=_request_headers(request),
+        headers=_request_headers(request, settings),
         content=request.stream() if _has_body(request) else None,
     )
     try:
@@ -109,20 +111,3 @@ async def forward(request: Request, target: ServiceClient, path: str | None = No
         headers=_response_headers(response, target),
         background=BackgroundTask(response.aclose),
     )
-
-
-def forwarding_router(prefixes: Iterable[str], service: str, *, tag: str) -> APIRouter:
-    """A router that relays everything under each prefix to `service` (looked up on
-    `app.state.services` at request time). The owner's OpenAPI documents these paths."""
-    router = APIRouter(tags=[tag])
-
-    async def relay(request: Request) -> StreamingResponse:
-        return await forward(request, request.app.state.services[service])
-
-    relay.relays_to = service  # type: ignore[attr-defined]  # read by common.middleware.path_methods
-
-    for prefix in prefixes:
-        prefix = prefix.rstrip("/")
-        for route in (prefix, prefix + "/{rest:path}"):
-            router.add_api_route(route, relay, methods=FORWARD_METHODS, include_in_schema=False)
-    return router

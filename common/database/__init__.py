@@ -3,15 +3,15 @@
 from common.database.base import Base, TimestampMixin, UTCDateTime, utcnow
 from common.database.engine import create_engine, create_sessionmaker, is_sqlite
 from common.database.ids import new_id, uuid7
-from common.database.session import get_session, transaction
+from common.database.session import Sessions, transaction
 
 __all__ = [
     "Base",
+    "Sessions",
     "TimestampMixin",
     "UTCDateTime",
     "create_engine",
     "create_sessionmaker",
-    "get_session",
     "is_sqlite",
     "new_id",
     "transaction",

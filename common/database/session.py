@@ -1,12 +1,22 @@
-"""The one transaction boundary: commit when the request succeeds, roll back when it fails."""
+"""The one transaction boundary: commit when the work succeeds, roll back when it fails
+(a request's session is `common.deps.SessionDep`, on this)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """An app's two sessionmakers (see `common.app`), for work outside a request (background
+    jobs, schedulers): `read` for reads, `write` for transactions that will write."""
+
+    read: async_sessionmaker[AsyncSession]
+    write: async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
@@ -19,15 +29,3 @@ async def transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIt
         except BaseException:
             await session.rollback()
             raise
-
-
-READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """FastAPI dependency over the app's sessionmakers (made in the lifespan): requests that
-    may write get a write transaction."""
-    state = request.app.state
-    maker = state.sessionmaker if request.method in READ_ONLY_METHODS else state.write_sessionmaker
-    async with transaction(maker) as session:
-        yield session

@@ -27,12 +27,11 @@ from fastapi import routing
 from fastapi.dependencies.models import Dependant
 from starlette.routing import BaseRoute
 
-from common.database import get_session
-from common.deps import _redis
+from common.deps import _redis, admin_user, current_user, get_session
 from common.errors import VersionConflict
 from common.openapi.examples import add_request_examples
-from common.security import auth
 from common.security.api_tokens import API_TOKEN_PREFIX
+from common.security.auth import bearer_scheme
 
 Schema = dict[str, Any]
 REF = "#/components/schemas/"
@@ -136,12 +135,12 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 def route_facts(dependant: Dependant) -> RouteFacts:
     calls = set(map(id, _calls(dependant)))
-    authenticated = id(auth.current_user) in calls
+    authenticated = id(current_user) in calls
     storage_calls = {id(get_session), id(_redis)}
     return RouteFacts(
         authenticated=authenticated,
-        admin=id(auth.admin_user) in calls,
-        optional_bearer=not authenticated and id(auth.bearer_scheme) in calls,
+        admin=id(admin_user) in calls,
+        optional_bearer=not authenticated and id(bearer_scheme) in calls,
         storage=authenticated or bool(calls & storage_calls),
     )
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,7 +30,7 @@ from common.records.attachments.service import collect_unreferenced
 from common.records.attachments.storage import AttachmentStorage
 from common.records.crud import get_owned
 from common.records.models import Record
-from common.records.service import record_changed
+from common.records.writer import RecordWriter
 
 SWEEP_INTERVAL_SECONDS = 3600
 # The first sweep waits a little, so that starting a service is not slowed by it.
@@ -58,15 +57,11 @@ async def purge_record(session: AsyncSession, redis: Redis, record: Record) -> s
     record.title = None
     record.content = ""
     record.tags = []
-    record.ai_title = None
-    record.ai_summary = None
-    record.ai_tags = []
-    record.ai_error = None
-    record.ai_status = "skipped"
     record.share_slug = None
     record.purged_at = datetime.now(UTC)
-    record.version += 1
-    await record_changed(session, redis, record, "deleted")
+    writer = RecordWriter(session, redis)
+    writer.forget_analysis(record)
+    await writer.touch(record, "deleted", device_id=record.device_id)  # as a deletion: the device stays
     return shas
 
 
@@ -137,24 +132,28 @@ async def sweep_trash_once(
     return purged
 
 
-async def _sweep_forever(app: FastAPI) -> None:
+async def _sweep_forever(
+    write_sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, settings: JiluSettings
+) -> None:
     await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
     while True:
         try:
-            await sweep_trash_once(app.state.write_sessionmaker, app.state.redis, app.state.settings)
+            await sweep_trash_once(write_sessionmaker, redis, settings)
         except Exception:  # a failed sweep (database or Redis away) is retried next hour
             logger.exception("the trash sweep failed; retrying in an hour")
         await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
 
-async def start_trash_sweeper(app: FastAPI, stack: AsyncExitStack) -> None:
-    """Startup hook: sweep the trash hourly in the background; the task is cancelled when
+def start_trash_sweeper(
+    write_sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, settings: JiluSettings, stack: AsyncExitStack
+) -> asyncio.Task[None]:
+    """At start-up: sweep the trash hourly in the background; the task is cancelled when
     the app shuts down (before its engine and Redis close)."""
-    task = asyncio.create_task(_sweep_forever(app), name="jilu-trash-sweeper")
-    app.state.trash_sweeper = task
+    task = asyncio.create_task(_sweep_forever(write_sessionmaker, redis, settings), name="jilu-trash-sweeper")
 
     async def stop() -> None:
         task.cancel()
         await asyncio.wait([task], timeout=5)  # bounded: a stuck sweep cannot hold up shutdown
 
     stack.push_async_callback(stop)
+    return task

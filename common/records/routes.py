@@ -8,7 +8,7 @@ from typing import Annotated, get_args
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AwareDatetime, Field
 
-from common.deps import RedisDep, SessionDep
+from common.deps import CurrentUser, RedisDep, SessionDep
 from common.errors import (
     BadRequest,
     Conflict,
@@ -34,7 +34,6 @@ from common.records.schemas import (
 )
 from common.records.tags import normalise_tag
 from common.records.views import record_public, trashed_record
-from common.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1", tags=["records"], responses=error_responses(Unauthorized, ServiceUnavailable))
 

@@ -39,14 +39,17 @@ from sqlalchemy import (
     MetaData,
     Select,
     String,
+    Subquery,
     Table,
     Text,
+    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
     literal_column,
+    or_,
     select,
     table,
     text,
@@ -395,6 +398,9 @@ def _statement(shape: _QueryShape) -> Select[Any]:
     return statement if shape.with_attachments else statement.options(raiseload(Record.attachments))
 
 
+_BM25 = "bm25(record_search, 0.0, 0.0, 4.0, 1.0)"  # the title weighs 4 times the body
+
+
 def _fts5_table() -> TableClause:
     """`FROM record_search` on SQLite: a new one each time, so that a subquery over the same
     table is never taken for a correlated one."""
@@ -426,8 +432,7 @@ def _sqlite_statement(shape: _QueryShape) -> Select[Any]:
     # filters the ranking and the cut to `limit` happen there too, and only those rows are
     # joined to `records`.
     ranked: Select[*tuple[Any, ...]] = select(
-        literal_column("record_id").label("record_id"),
-        literal_column("bm25(record_search, 0.0, 0.0, 4.0, 1.0)").label("rank"),
+        literal_column("rowid").label("fts_rowid"), literal_column(_BM25).label("rank")
     ).select_from(_fts5_table())
     if not shape.count_words:
         ranked = ranked.where(text("record_search MATCH :fts_every"))
@@ -452,17 +457,8 @@ def _sqlite_statement(shape: _QueryShape) -> Select[Any]:
         )
         words = case((filled, shape.words), else_=type_coerce(text(has_each), Integer))
         fts_query = case((filled, bindparam("fts_every", type_=String)), else_=bindparam("fts_any", type_=String))
-        ranked = (
-            ranked.where(literal_column("record_search").op("MATCH")(fts_query))
-            .add_columns(words.label("words"))
-            .order_by(literal_column("words").desc())
-        )
-    # Ties broken by id inside and out, so the cut here keeps exactly the records the page
-    # (and the pages before it) shows.
-    ranked = ranked.order_by(literal_column("rank"), literal_column("record_id").desc())
-    if not shape.filters.any:
-        ranked = ranked.limit(shape.offset + shape.limit)
-    hits = ranked.subquery("hits")
+        ranked = ranked.where(literal_column("record_search").op("MATCH")(fts_query)).add_columns(words.label("words"))
+    hits = _sqlite_hits(ranked, shape)
     order = [hits.c.words.desc()] if shape.count_words else []
     return (
         _owned(shape)
@@ -472,6 +468,43 @@ def _sqlite_statement(shape: _QueryShape) -> Select[Any]:
         .limit(shape.limit)
         .offset(shape.offset)
     )
+
+
+def _sqlite_hits(matched: Select[Any], shape: _QueryShape) -> Subquery:
+    """The matches that can make the page: `record_id`, `rank` (and `words`).
+
+    FTS5 keeps `record_id` in its content table, so reading it is one more lookup a match,
+    dearer than ranking it: a common word's 10,000 matches are not all read. Each match is
+    ranked once (a materialized CTE), the place of the (offset + limit)-th is found, and only
+    the matches at that place or better, ties included, have their `record_id` read: every
+    one that can make the page or the pages before it, and in most searches hardly more.
+    With filters every match is read: which ones they let through shows only in `records`."""
+    if shape.filters.any:
+        return matched.add_columns(literal_column("record_id").label("record_id")).subquery("hits")
+    scored = matched.cte("scored").prefix_with("MATERIALIZED")
+    most_words = [scored.c.words.desc()] if shape.count_words else []
+    last = (
+        select(*scored.c)
+        .order_by(*most_words, scored.c.rank)
+        .offset(shape.offset + shape.limit - 1)
+        .limit(1)
+        .cte("last")
+        .prefix_with("MATERIALIZED")
+    )
+    last_rank = select(last.c.rank).scalar_subquery()
+    as_good: ColumnElement[bool] = scored.c.rank <= last_rank
+    if shape.count_words:
+        last_words = select(last.c.words).scalar_subquery()
+        as_good = or_(scored.c.words > last_words, and_(scored.c.words == last_words, as_good))
+    indexed = table("record_search").alias("indexed")
+    record_id = (
+        select(literal_column("indexed.record_id"))
+        .select_from(indexed)
+        .where(literal_column("indexed.rowid") == scored.c.fts_rowid)
+        .scalar_subquery()
+    )
+    # Fewer matches than the cut: there is no last place, and every match can make it.
+    return select(record_id.label("record_id"), *scored.c).where(or_(last_rank.is_(None), as_good)).subquery("hits")
 
 
 def _postgresql_statement(shape: _QueryShape) -> Select[Any]:

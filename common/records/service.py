@@ -1,5 +1,6 @@
-"""Records: create, read, list, edit with versions, delete and restore; tags; every change
-sequenced, indexed for search and announced on the event stream, in the caller's transaction."""
+"""Records: create, read, list, edit with versions, delete and restore; tags. Every change
+is written through `writer.RecordWriter` (version, change sequence, tags, search index,
+event), in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -16,40 +17,15 @@ from common.errors import Conflict, NotFound, PreconditionRequired, VersionConfl
 from common.pagination import paginate
 from common.records import search
 from common.records.attachments.links import AttachmentLinks
-from common.records.crud import get_owned, get_trashed, next_change_seq, owned_records, trashed_records
-from common.records.events import EventType, publish_record_event
+from common.records.crud import get_owned, get_trashed, owned_records, trashed_records
 from common.records.models import Record, RecordTag
 from common.records.schemas import RecordCreate, RecordUpdate, TagCount
 from common.records.views import record_public
+from common.records.writer import RecordWriter
 
 CONTENT_FIELDS = ("kind", "title", "content", "tags", "occurred_at")
-
-
-def _ai_status_for(record: Record) -> str:
-    return "skipped" if record.ai_opt_out else "pending"
-
-
-async def _sync_tags(session: AsyncSession, record: Record, *, fresh: bool) -> None:
-    if not fresh:
-        await session.execute(delete(RecordTag).where(RecordTag.record_id == record.id))
-    if record.tags and not record.is_deleted:
-        await session.execute(
-            insert(RecordTag), [{"record_id": record.id, "owner_id": record.owner_id, "name": t} for t in record.tags]
-        )
-
-
-async def record_changed(
-    session: AsyncSession, redis: Redis, record: Record, event: EventType, prepared: search.IndexText | None = None
-) -> None:
-    """After any change to `record`: next sequence number, tags, search index, event.
-    `prepared`: its segmented text, when made before the write lock was taken."""
-    fresh = event == "created"
-    if not fresh:  # a new record took its number before its INSERT (see `create`)
-        record.change_seq = await next_change_seq(session, record.owner_id)
-        await session.flush()
-    await _sync_tags(session, record, fresh=fresh)
-    await search.index_record(session, record, prepared, fresh=fresh)
-    await publish_record_event(redis, event, record)
+# What analysis reads: a change to any of these owes the record a new analysis.
+ANALYSED_FIELDS = (*CONTENT_FIELDS, "ai_opt_out")
 
 
 async def get(session: AsyncSession, owner_id: str, record_id: str) -> Record:
@@ -78,31 +54,18 @@ async def create(
         occurred_at=data.occurred_at or now,
         created_at=now,
         updated_at=now,
-        device_id=device_id,
-        version=1,
-        # One INSERT, nothing after it: the change number is taken first (a number lost to
-        # a concurrent duplicate leaves a gap, which the feed allows; it never skips).
-        change_seq=await next_change_seq(session, owner_id),
         attachments=[],  # a new record has none; saying so spares a lazy load
     )
     if data.id is not None:
         record.id = data.id
-    record.ai_status = _ai_status_for(record)
     try:
-        # Added inside the savepoint: `begin_nested()` flushes what is pending first, so a
-        # record added before it would hit the duplicate outside the savepoint.
-        async with session.begin_nested():
-            session.add(record)
-            await session.flush()
+        await RecordWriter(session, redis).insert(record, device_id=device_id, prepared=prepared)
     except IntegrityError:
         # The same id was created concurrently: answer like a retry, or refuse if not ours.
-        if record in session:  # rolling back the savepoint has usually expunged it already
-            session.expunge(record)
         existing = await _existing_for_retry(session, owner_id, data.id or "")
         if existing is None:
             raise
         return existing, False
-    await record_changed(session, redis, record, "created", prepared)
     return record, True
 
 
@@ -163,24 +126,20 @@ async def update(
     for field in ("kind", "content", "tags", "occurred_at", "ai_opt_out"):
         if field in values and values[field] is None:
             values.pop(field)  # null means "leave it"; only the title may be cleared
-    apply_changes(record, values, device_id=device_id)
-    if session.is_modified(record):
-        await record_changed(session, redis, record, "updated")
+    changed = apply_changes(record, values)
+    if changed:
+        reanalyse = any(field in changed for field in ANALYSED_FIELDS)
+        await RecordWriter(session, redis).touch(record, "updated", device_id=device_id, reanalyse=reanalyse)
     return record
 
 
-def apply_changes(record: Record, values: dict[str, Any], *, device_id: str | None) -> None:
-    """Write `values` onto `record`; a real change bumps the version."""
+def apply_changes(record: Record, values: dict[str, Any]) -> set[str]:
+    """Write `values` onto `record`; returns the fields that really changed (the caller then
+    `touch`es the record when any did)."""
     changed = {k: v for k, v in values.items() if getattr(record, k) != v}
-    if not changed:
-        return
     for field, value in changed.items():
         setattr(record, field, value)
-    record.version += 1
-    record.device_id = device_id
-    if "ai_opt_out" in changed or any(f in changed for f in CONTENT_FIELDS):
-        record.ai_status = _ai_status_for(record)
-        record.ai_error = None
+    return set(changed)
 
 
 async def soft_delete(
@@ -197,7 +156,8 @@ async def soft_delete(
         raise NotFound("no such record")
     check_version(record, if_match, links=links, required=False)
     mark_deleted(record)
-    await record_changed(session, redis, record, "deleted")
+    # The device of the last edit stays: a deletion does not say which device made it.
+    await RecordWriter(session, redis).touch(record, "deleted", device_id=record.device_id)
     return record
 
 
@@ -205,7 +165,6 @@ def mark_deleted(record: Record) -> None:
     record.is_deleted = True
     record.deleted_at = datetime.now(UTC)
     record.share_slug = None  # a share link dies with its record
-    record.version += 1
 
 
 async def restore(
@@ -219,14 +178,13 @@ async def restore(
         raise NotFound("no such record in the trash")
     record.is_deleted = False
     record.deleted_at = None
-    record.version += 1
-    record.device_id = device_id
     # The current version is not one a sync push made: a retried push that deleted it must
     # come back as a conflict, not as `applied`.
     record.push_fingerprint = None
-    if record.ai_status == "running":  # an analysis the deletion cut short: owed again
-        record.ai_status = "pending"
-    await record_changed(session, redis, record, "updated")
+    # An analysis the deletion cut short (a running one never stores onto a deleted record)
+    # is owed again; a finished or skipped one stands.
+    reanalyse = record.ai_status == "running"
+    await RecordWriter(session, redis).touch(record, "updated", device_id=device_id, reanalyse=reanalyse)
     return record
 
 
@@ -250,12 +208,15 @@ async def trash_page(
     return await paginate(session, trashed_records(owner_id), deleted_at, Record.id, limit=limit, cursor=cursor)
 
 
-async def tag_counts(session: AsyncSession, owner_id: str) -> list[TagCount]:
+async def tag_counts(session: AsyncSession, owner_id: str, *, limit: int | None = None) -> list[TagCount]:
+    """The owner's tags with how many live records carry each, most used first (then by
+    name); the first `limit` of them when given."""
     count = func.count().label("count")
     statement = (
         select(RecordTag.name, count)
         .where(RecordTag.owner_id == owner_id)
         .group_by(RecordTag.name)
         .order_by(count.desc(), RecordTag.name)
+        .limit(limit)
     )
     return [TagCount(name=name, count=n) for name, n in (await session.execute(statement)).all()]

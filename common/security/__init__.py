@@ -1,5 +1,6 @@
-"""Security shared by every service: passwords, tokens, sessions, rate limits, `CurrentUser`."""
+"""Security shared by every service: passwords, tokens, sessions, rate limits, who is calling
+(`AuthUser`; the dependencies `CurrentUser` and `AdminUser` are in `common.deps`)."""
 
-from common.security.auth import AdminUser, AuthUser, CurrentUser
+from common.security.auth import AuthUser
 
-__all__ = ["AdminUser", "AuthUser", "CurrentUser"]
+__all__ = ["AuthUser"]

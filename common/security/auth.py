@@ -1,4 +1,4 @@
-"""`CurrentUser` and `AdminUser`: who is calling, verified locally on every service.
+"""Who is calling, verified locally on every service (`common.deps.CurrentUser`, `AdminUser`).
 
 A bearer token is either a JWT access token or a personal API token (`jilu_pat_...`). Both
 are checked without calling user_service: the JWT by its signature and claims, then against
@@ -16,16 +16,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.errors import Forbidden, ServiceUnavailable, SessionEnded, TokenExpired, TokenInvalid, Unauthorized
+from common.errors import Forbidden, ServiceUnavailable, SessionEnded, TokenExpired, TokenInvalid
 from common.security.api_tokens import (
     API_TOKEN_PREFIX,
     CACHE_TTL,
@@ -34,6 +32,7 @@ from common.security.api_tokens import (
     api_token_used_key,
     hash_api_token,
 )
+from common.security.rate_limit import RateLimiter
 from common.security.sessions import (
     Standing,
     cache_standing,
@@ -105,15 +104,14 @@ async def _session_state(redis: Redis, user_id: str, session_id: str, jti: str) 
     return not denied and session_owner == user_id, standing
 
 
-async def _from_access_token(request: Request, token: str) -> tuple[AuthUser, str | None]:
-    codec: TokenCodec = request.app.state.tokens
+async def _from_access_token(codec: TokenCodec, redis: Redis, token: str) -> tuple[AuthUser, str | None]:
     try:
         claims = codec.decode(token, "access")
     except ExpiredToken as exc:
         raise TokenExpired("the access token has expired; refresh it") from exc
     except InvalidToken as exc:
         raise TokenInvalid("invalid access token") from exc
-    session_open, standing = await _session_state(request.app.state.redis, claims.sub, claims.sid, claims.jti)
+    session_open, standing = await _session_state(redis, claims.sub, claims.sid, claims.jti)
     if not session_open:
         raise SessionEnded("the session has ended; log in again")
     user = AuthUser(
@@ -127,8 +125,9 @@ async def _from_access_token(request: Request, token: str) -> tuple[AuthUser, st
     return user, standing
 
 
-async def _from_api_token(request: Request, token: str) -> tuple[AuthUser, str | None]:
-    redis = request.app.state.redis
+async def _from_api_token(
+    redis: Redis, sessionmaker: async_sessionmaker[AsyncSession], token: str
+) -> tuple[AuthUser, str | None]:
     token_hash = hash_api_token(token)
     cached = await redis.get(api_token_cache_key(token_hash))
     if cached == REVOKED:
@@ -136,7 +135,7 @@ async def _from_api_token(request: Request, token: str) -> tuple[AuthUser, str |
     if cached is not None:
         record = json.loads(cached)
     else:
-        async with request.app.state.sessionmaker() as session:
+        async with sessionmaker() as session:
             row = (await session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash))).scalar()
         if row is None:
             raise TokenInvalid("invalid API token")
@@ -152,40 +151,43 @@ async def _from_api_token(request: Request, token: str) -> tuple[AuthUser, str |
         # Not `token_expired`: that tells a client to refresh, and an API token cannot be.
         raise TokenInvalid("the API token has expired")
     if await redis.set(api_token_used_key(record["id"]), "1", nx=True, ex=LAST_USED_RESOLUTION):
-        async with request.app.state.sessionmaker() as session, session.begin():
+        async with sessionmaker() as session, session.begin():
             await session.execute(
                 update(ApiToken).where(ApiToken.id == record["id"]).values(last_used_at=datetime.now(UTC))
             )
     user = AuthUser(id=record["user_id"], role="user", scopes=frozenset(record["scopes"]), api_token_id=record["id"])
-    return user, await redis.get(standing_key(record["user_id"]))
+    standing: str | None = await redis.get(standing_key(record["user_id"]))  # type: ignore[assignment]  # decode_responses
+    return user, standing
 
 
-async def current_user(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+async def authenticate(
+    token: str,
+    method: str,
+    *,
+    tokens: TokenCodec,
+    redis: Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rate_limiter: RateLimiter,
+    user_rate: str,
 ) -> AuthUser:
-    if credentials is None:
-        raise Unauthorized()
-    token = credentials.credentials
-    settings = request.app.state.settings
+    """The caller a bearer `token` names, for a request of `method`: its scopes must allow
+    the method, and the call counts against the caller's `user_rate`."""
     try:
         if token.startswith(API_TOKEN_PREFIX):
-            user, cached_standing = await _from_api_token(request, token)
+            user, cached_standing = await _from_api_token(redis, sessionmaker, token)
         else:
-            user, cached_standing = await _from_access_token(request, token)
-        standing = await load_standing(
-            request.app.state.redis, request.app.state.sessionmaker, user.id, cached_standing
-        )
+            user, cached_standing = await _from_access_token(tokens, redis, token)
+        standing = await load_standing(redis, sessionmaker, user.id, cached_standing)
     except RedisError as exc:
         raise ServiceUnavailable("authentication is unavailable; try again shortly") from exc
     if standing is None:
         raise TokenInvalid("the token names no known user")
     if not standing.is_active:
         raise Forbidden("this account is deactivated")
-    needed = "read" if request.method in SAFE_METHODS else "write"
+    needed = "read" if method in SAFE_METHODS else "write"
     if needed not in user.scopes:
         raise Forbidden(f"this token lacks the '{needed}' scope")
-    await request.app.state.rate_limiter.check(settings.rate_user, "user", user.id)
-    request.state.user_id = user.id
+    await rate_limiter.check(user_rate, "user", user.id)
     return replace(user, role=standing.role)
 
 
@@ -210,13 +212,3 @@ async def still_signed_in(redis: Redis, sessionmaker: async_sessionmaker[AsyncSe
             return False
         return row.expires_at is None or row.expires_at > datetime.now(UTC)
     return False
-
-
-async def admin_user(user: Annotated[AuthUser, Depends(current_user)]) -> AuthUser:
-    if not user.is_admin:
-        raise Forbidden("administrators only")
-    return user
-
-
-CurrentUser = Annotated[AuthUser, Depends(current_user)]
-AdminUser = Annotated[AuthUser, Depends(admin_user)]

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from starlette.requests import Request
 
+from common.config import JiluSettings
 from common.security.keys import sign, verify_signature
 
 CLIENT_ADDRESS_HEADER = "x-jilu-client-address"
@@ -56,20 +57,20 @@ def _peer(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def from_trusted_proxy(request: Request) -> bool:
+def from_trusted_proxy(request: Request, settings: JiluSettings) -> bool:
     """Whether the socket peer is a `JILU_TRUSTED_PROXIES` proxy, whose `X-Forwarded-*`
     headers are believed (by `client_address` and `common.security.origin`)."""
-    networks = _networks(tuple(request.app.state.settings.trusted_proxies))
+    networks = _networks(tuple(settings.trusted_proxies))
     return bool(networks) and _is_trusted(_peer(request), networks)
 
 
-def client_address(request: Request) -> str:
-    settings = request.app.state.settings
+def client_address(request: Request, settings: JiluSettings) -> str:
+    """The client's address, by the rules above (`common.deps.ClientAddressDep` in a route)."""
     vouched = _vouched_address(request, settings.secret)
     if vouched is not None:
         return vouched
     peer = _peer(request)
-    if not from_trusted_proxy(request):
+    if not from_trusted_proxy(request, settings):
         return peer
     networks = _networks(tuple(settings.trusted_proxies))
     hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
@@ -79,10 +80,11 @@ def client_address(request: Request) -> str:
     return hops[0] if hops else peer
 
 
-def signed_client_headers(request: Request, address: str) -> list[tuple[str, str]]:
-    """Headers with which a forwarding service vouches for the client's `address` (now)."""
+def signed_client_headers(secret: str, address: str) -> list[tuple[str, str]]:
+    """Headers with which a forwarding service vouches for the client's `address` (now),
+    signed with the instance `secret`."""
     signed = f"{address};{int(time.time())}"
     return [
         (CLIENT_ADDRESS_HEADER, signed),
-        (CLIENT_SIGNATURE_HEADER, sign(request.app.state.settings.secret, _PURPOSE, signed)),
+        (CLIENT_SIGNATURE_HEADER, sign(secret, _PURPOSE, signed)),
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from common.config import JiluSettings
 from common.errors import ForbiddenOrigin
 from common.security.client_address import from_trusted_proxy
 
@@ -23,16 +24,16 @@ def _last(value: str) -> str:
     return value.rsplit(",", 1)[-1].strip()
 
 
-def request_scheme(request: Request) -> str:
+def request_scheme(request: Request, settings: JiluSettings) -> str:
     """`https` or `http`, as the browser used it."""
     forwarded = _last(request.headers.get("x-forwarded-proto", "")).lower()
-    if forwarded in DEFAULT_PORTS and from_trusted_proxy(request):
+    if forwarded in DEFAULT_PORTS and from_trusted_proxy(request, settings):
         return forwarded
     return request.url.scheme
 
 
-def is_https(request: Request) -> bool:
-    return request_scheme(request) == "https"
+def is_https(request: Request, settings: JiluSettings) -> bool:
+    return request_scheme(request, settings) == "https"
 
 
 def _normalise(scheme: str, host: str) -> str:
@@ -43,12 +44,12 @@ def _normalise(scheme: str, host: str) -> str:
     return f"{scheme}://{host}"
 
 
-def request_origin(request: Request) -> str:
+def request_origin(request: Request, settings: JiluSettings) -> str:
     """The origin the request was made to (`https://jilu.example`), default port left out."""
     host = request.headers.get("host", "")
-    if from_trusted_proxy(request):
+    if from_trusted_proxy(request, settings):
         host = _last(request.headers.get("x-forwarded-host", "")) or host
-    return _normalise(request_scheme(request), host)
+    return _normalise(request_scheme(request, settings), host)
 
 
 def _origin_header(value: str) -> str | None:
@@ -58,11 +59,11 @@ def _origin_header(value: str) -> str | None:
     return _normalise(scheme, host)
 
 
-def require_same_origin(request: Request) -> None:
-    """A dependency: refuse (403 `forbidden_origin`) a request whose `Origin` header is
-    missing or names another origin than the one the request was made to."""
+def require_same_origin(request: Request, settings: JiluSettings) -> None:
+    """Refuse (403 `forbidden_origin`) a request whose `Origin` header is missing or names
+    another origin than the one the request was made to (web_service's `SameOrigin`)."""
     presented = request.headers.get("origin")
     if presented is None:
         raise ForbiddenOrigin("this request needs the Origin header of the web app")
-    if _origin_header(presented) != request_origin(request):
+    if _origin_header(presented) != request_origin(request, settings):
         raise ForbiddenOrigin("requests from another origin are refused")

@@ -2,13 +2,14 @@
 
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import cast
 
 from fastapi import FastAPI
 
 from common.api_clients.llm import create_llm_http_client
 from common.app import create_service_app
+from common.state import ServiceState, state_fields
 from llm_service.app.analysis.routes import router as analysis_router
-from llm_service.app.analysis.service import Sessions
 from llm_service.app.analysis.worker import AnalysisWorkers
 from llm_service.app.budgets import BudgetGuard
 from llm_service.app.chat.routes import router as chat_router
@@ -21,34 +22,46 @@ from llm_service.app.memories.from_chat import ChatMemories
 from llm_service.app.memories.routes import router as memories_router
 from llm_service.app.memories.service import extraction_after_analysis
 from llm_service.app.providers.registry import ProviderRegistry
+from llm_service.app.state import LlmState
 
 __all__ = ["create_app", "get_settings"]
 
 
-async def _start_providers_and_workers(app: FastAPI, stack: AsyncExitStack) -> None:
-    settings: LlmSettings = app.state.settings
+async def _build_state(base: ServiceState, stack: AsyncExitStack) -> LlmState:
+    """llm_service's start-up: its providers, budgets, chat, analysis workers and scheduler."""
+    settings = cast(LlmSettings, base.settings)  # create_app takes only LlmSettings
     llm_http = create_llm_http_client(settings.llm_allowed_hosts, timeout=settings.http_timeout)
     stack.push_async_callback(llm_http.aclose)
-    app.state.providers = ProviderRegistry(settings, llm_http, app.state.sessionmaker)
-    app.state.budgets = BudgetGuard(app.state.redis, settings)
-    sessions = Sessions(read=app.state.sessionmaker, write=app.state.write_sessionmaker)
+    providers = ProviderRegistry(settings, llm_http, base.sessionmaker)
+    budgets = BudgetGuard(base.redis, settings)
+    sessions = base.sessions
     short_term = timedelta(days=settings.memory_short_term_days)
     # Closed before the HTTP client (callbacks run last in, first out): extractions still
     # running get a bounded grace while their provider can still answer.
-    app.state.chat_memories = ChatMemories(sessions, short_term=short_term, budgets=app.state.budgets)
-    stack.push_async_callback(app.state.chat_memories.aclose)
-    app.state.chat = ChatService(app.state)
-    app.state.analysis = AnalysisWorkers(
-        app.state.redis,
+    chat_memories = ChatMemories(sessions, short_term=short_term, budgets=budgets)
+    stack.push_async_callback(chat_memories.aclose)
+    chat = ChatService(settings, base.redis, sessions, providers, base.rate_limiter, chat_memories, budgets=budgets)
+    analysis = AnalysisWorkers(
+        base.redis,
         sessions,
-        app.state.providers.for_user,
+        providers.for_user,
         workers=settings.analysis_workers,
         max_attempts=settings.analysis_max_attempts,
         retry_seconds=settings.analysis_retry_seconds,
-        budgets=app.state.budgets,
-        after_analysis=extraction_after_analysis(sessions, short_term, app.state.budgets),
+        budgets=budgets,
+        after_analysis=extraction_after_analysis(sessions, short_term, budgets),
     )
-    await app.state.analysis.start(stack)
+    await analysis.start(stack)
+    scheduler = await start_scheduler(settings, base.redis, sessions, providers.for_user, budgets, stack)
+    return LlmState(
+        **state_fields(base),
+        providers=providers,
+        budgets=budgets,
+        chat_memories=chat_memories,
+        chat=chat,
+        analysis=analysis,
+        scheduler=scheduler,
+    )
 
 
 def create_app(settings: LlmSettings | None = None) -> FastAPI:
@@ -56,6 +69,6 @@ def create_app(settings: LlmSettings | None = None) -> FastAPI:
         "llm_service",
         settings or get_settings(),
         routers=[analysis_router, chat_router, llm_config_router, memories_router, digests_router],
-        on_startup=[_start_providers_and_workers, start_scheduler],
+        build_state=_build_state,
         description="Chat, record analysis, memories, digests and provider settings.",
     )

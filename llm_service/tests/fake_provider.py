@@ -36,6 +36,8 @@ from tests.support import serve_app, wait_until
 
 UPSTREAM_MARKER = "FAKE-UPSTREAM-BODY-7f3a"
 FAKE_MODEL = "fake-model"
+# The key the package's shared fake provider accepts (`shared_fake`, llm_service/tests/conftest.py).
+FAKE_API_KEY = "sk-test-0123456789abcdef-SECRET"
 
 
 @dataclass

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from common.records.events import RECORD_EVENTS_STREAM
 from common.users.models import User
-from llm_service.app.analysis.queue import GROUP
+from llm_service.app.analysis.worker import analysis_queue
 from llm_service.app.config import LlmSettings
+from llm_service.app.deps import llm_state
 from llm_service.app.main import create_app as create_llm_app
 from llm_service.tests.fake_provider import FakeProvider
 from mobile_service.app.config import MobileSettings
@@ -43,7 +43,7 @@ class LlmStack:
         return self.tokens[username]
 
     async def user_id(self, username: str) -> str:
-        async with self.llm_app.state.sessionmaker() as session:
+        async with llm_state(self.llm_app).sessionmaker() as session:
             user_id = (await session.execute(select(User.id).where(User.username == username))).scalar_one()
         return str(user_id)
 
@@ -105,10 +105,9 @@ async def llm_stack(
 
 async def queue_drained(redis: Redis) -> None:
     """Wait until the analysis workers have read every record event and none is pending."""
+    queue = analysis_queue(redis)
     for _ in range(240):
-        groups = {g["name"]: g for g in await redis.xinfo_groups(RECORD_EVENTS_STREAM)}
-        group = groups.get(GROUP)
-        if group and group["pending"] == 0 and group.get("lag") == 0:
+        if (await queue.status()).drained:
             return
         await asyncio.sleep(0.25)
     raise AssertionError("the analysis queue did not drain")

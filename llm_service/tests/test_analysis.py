@@ -19,7 +19,7 @@ import pytest
 
 from llm_service.app.config import LlmSettings
 from llm_service.app.main import create_app as create_llm_app
-from llm_service.tests.fake_provider import FakeProvider, Reply, serve_fake_provider
+from llm_service.tests.fake_provider import FakeProvider, Reply
 from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
 from tests.support import app_client, serve_app
@@ -56,12 +56,6 @@ class Stack:
                 return record
             await asyncio.sleep(0.25)
         raise AssertionError(f"analysis of {record_id} stayed {record['ai']}")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    async with serve_fake_provider() as provider:
-        yield provider
 
 
 StackFactory = Callable[..., Any]

@@ -5,7 +5,7 @@ provider never limited. Real Redis; the remote provider is the fake one."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from common.errors import RateLimited, install_error_handlers
 from llm_service.app.budgets import KEY_TTL_SECONDS, BudgetExceeded, BudgetGuard, budget_key
 from llm_service.app.config import LlmSettings
-from llm_service.tests.fake_provider import FakeProvider, Reply, serve_fake_provider
+from llm_service.tests.fake_provider import Reply
 from llm_service.tests.llm_stack import llm_stack, remote_settings
 
 ANALYSIS = json.dumps({"title": "Budget meeting", "summary": "The team discussed the budget.", "tags": ["budget"]})
@@ -29,12 +29,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    async with serve_fake_provider() as provider:
-        yield provider
 
 
 def guard(make_settings: Callable[..., Any], redis: Any, clock: Clock, **limits: Any) -> BudgetGuard:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,18 +26,12 @@ from llm_service.tests.chat_stack import (
     remote,
     sse_events,
 )
-from llm_service.tests.fake_provider import UPSTREAM_MARKER, FakeProvider, Reply, serve_fake_provider
+from llm_service.tests.fake_provider import UPSTREAM_MARKER, Reply
 
 MEETING = "今天下午开会讨论预算，决定削减广告费用。"
 COFFEE = "买了新的咖啡机，周末试试手冲。"
 QUESTION = "开会讨论了什么？"
 UNKNOWN_ID = "01a2001e-0000-7000-8000-000000000000"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    async with serve_fake_provider() as provider:
-        yield provider
 
 
 @pytest.fixture

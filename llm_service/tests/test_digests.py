@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from common.ai.models import Digest
 from common.users.models import User
 from llm_service.app.config import LlmSettings
+from llm_service.app.deps import llm_state
 from llm_service.app.digests.scheduler import DIGEST_LOCK
 from llm_service.app.main import create_app as create_llm_app
 from llm_service.tests.fake_provider import FakeProvider, Reply
@@ -58,12 +59,12 @@ async def listed(stack: LlmStack, user: str = "alice", **params: Any) -> list[di
 
 
 async def set_time_zone(stack: LlmStack, user: str, zone: str) -> None:
-    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+    async with llm_state(stack.llm_app).write_sessionmaker() as session, session.begin():
         await session.execute(update(User).where(User.username == user).values(time_zone=zone))
 
 
 async def stored_digests(stack: LlmStack) -> list[Digest]:
-    async with stack.llm_app.state.sessionmaker() as session:
+    async with llm_state(stack.llm_app).sessionmaker() as session:
         return list((await session.execute(select(Digest).order_by(Digest.id))).scalars())
 
 
@@ -320,7 +321,7 @@ async def test_the_scheduler_writes_yesterdays_and_last_weeks_digests_once(stack
     bobs_sunday = await record(stack, "2026-03-15T05:00:00Z", "Bob's Sunday hike.", user="bob")
     bobs_own = await generate(stack, "bob", period="day", date="2026-03-15")
     read = await stack.llm.patch(f"{DIGESTS}/{bobs_own['id']}", headers=stack.auth("bob"), json={"is_read": True})
-    scheduler = stack.llm_app.state.scheduler
+    scheduler = llm_state(stack.llm_app).scheduler
 
     first = await scheduler.run_once(now=MONDAY_MORNING)
     second = await scheduler.run_once(now=MONDAY_MORNING + timedelta(minutes=5))
@@ -340,10 +341,10 @@ async def test_the_scheduler_writes_yesterdays_and_last_weeks_digests_once(stack
 async def test_the_scheduler_skips_users_without_records_that_day_and_inactive_users(stack) -> None:
     await record(stack, "2026-03-14T04:00:00Z", "Saturday: the day before yesterday.")
     await record(stack, "2026-03-15T04:00:00Z", "Bob's Sunday.", user="bob")
-    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+    async with llm_state(stack.llm_app).write_sessionmaker() as session, session.begin():
         await session.execute(update(User).where(User.username == "bob").values(is_active=False))
 
-    report = await stack.llm_app.state.scheduler.run_once(now=MONDAY_MORNING)
+    report = await llm_state(stack.llm_app).scheduler.run_once(now=MONDAY_MORNING)
 
     periods = sorted(d.period for d in await stored_digests(stack))
     assert periods == ["week"]  # alice: last week only (nothing yesterday); bob: deactivated
@@ -354,16 +355,16 @@ async def test_the_scheduler_does_nothing_while_another_process_holds_its_lock(m
     fake.default_reply = Reply(text="## Sunday")
     async with make_stack(**remote(fake)) as stack:
         await record(stack, "2026-03-15T04:00:00Z", "Sunday lunch with friends.")
-        redis = stack.llm_app.state.redis
+        redis = llm_state(stack.llm_app).redis
         await redis.set(DIGEST_LOCK, "another-process", ex=60)
 
-        held = await stack.llm_app.state.scheduler.run_once(now=MONDAY_MORNING)
+        held = await llm_state(stack.llm_app).scheduler.run_once(now=MONDAY_MORNING)
         assert held.locked_out and held.digests == []
         assert digest_calls(fake) == 0 and await stored_digests(stack) == []
         assert await redis.get(DIGEST_LOCK) == "another-process"  # not ours to release
 
         await redis.delete(DIGEST_LOCK)
-        free = await stack.llm_app.state.scheduler.run_once(now=MONDAY_MORNING)
+        free = await llm_state(stack.llm_app).scheduler.run_once(now=MONDAY_MORNING)
 
         assert not free.locked_out and len(free.digests) == 2
         assert digest_calls(fake) == 2
@@ -390,7 +391,8 @@ async def test_two_replicas_running_at_once_write_yesterdays_digest_once(
         wednesday = datetime(2026, 3, 11, 2, tzinfo=UTC)
 
         reports = await asyncio.gather(
-            stack.llm_app.state.scheduler.run_once(now=wednesday), other.state.scheduler.run_once(now=wednesday)
+            llm_state(stack.llm_app).scheduler.run_once(now=wednesday),
+            llm_state(other).scheduler.run_once(now=wednesday),
         )
 
         assert sum(len(r.digests) for r in reports) == 1
@@ -400,7 +402,7 @@ async def test_two_replicas_running_at_once_write_yesterdays_digest_once(
 
 async def test_the_scheduler_runs_in_the_background_until_shutdown(make_stack) -> None:
     async with make_stack(scheduler_interval_seconds=3600) as stack:
-        scheduler = stack.llm_app.state.scheduler
+        scheduler = llm_state(stack.llm_app).scheduler
         assert scheduler.running
 
     assert not scheduler.running

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,22 +14,17 @@ from sqlalchemy import select
 
 from common.ai.models import LlmConfig
 from common.database import create_engine, create_sessionmaker
+from llm_service.app.deps import llm_state
 from llm_service.app.llm_config.crypto import KeyCipher, UnreadableKey
 from llm_service.app.providers.local import LocalProvider
 from llm_service.app.providers.remote import RemoteProvider
-from llm_service.tests.fake_provider import UPSTREAM_MARKER, FakeProvider, Reply, serve_fake_provider
+from llm_service.tests.fake_provider import UPSTREAM_MARKER, FakeProvider, Reply
 from llm_service.tests.llm_stack import API_KEY, SECRET, llm_stack, remote_settings
 
 CONFIG = "/api/v1/llm/config"
 OLLAMA = "127.0.0.1:11434"
 LOOPBACK = "http://127.0.0.1:11435/v1"
 ANALYSIS = json.dumps({"title": "Budget meeting", "summary": "The team discussed the budget.", "tags": ["budget"]})
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    async with serve_fake_provider() as provider:
-        yield provider
 
 
 @pytest.fixture
@@ -65,7 +60,7 @@ async def test_with_nothing_configured_the_offline_provider_applies(make_stack) 
     async with make_stack() as stack:
         response = await stack.llm.get(CONFIG, headers=stack.auth("bob"))
         anonymous = await stack.llm.get(CONFIG)
-        provider = await stack.llm_app.state.providers.for_user(await stack.user_id("bob"))
+        provider = await llm_state(stack.llm_app).providers.for_user(await stack.user_id("bob"))
 
     assert response.status_code == 200
     assert response.json() == {
@@ -302,7 +297,7 @@ async def test_the_registry_resolves_user_then_instance_then_environment_then_lo
 ) -> None:
     settings = remote_settings(fake, llm_allowed_hosts=[fake.host_port])
     async with llm_stack(make_settings, migrated_database_url, **settings) as stack:
-        registry = stack.llm_app.state.providers
+        registry = llm_state(stack.llm_app).providers
         bob, alice = await stack.user_id("bob"), await stack.user_id("alice")
         environment = await registry.for_user(bob)
         await stack.llm.put(

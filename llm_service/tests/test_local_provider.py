@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from llm_service.app.providers.base import AnswerChunk, ChatContext, ChatTurn, Language, SourceRecord, Usage
+from common.api_clients.llm.results import TokenUsage
+from llm_service.app.providers.base import AnswerChunk, ChatContext, ChatTurn, Language, SourceRecord
 from llm_service.app.providers.local import LocalProvider
 from llm_service.app.providers.text import EN_STOP_WORDS, ZH_STOP_WORDS, plain_text, split_sentences
 
@@ -91,7 +92,7 @@ async def ask(provider: LocalProvider, question: str, language: Language = "zh-C
 async def test_chinese_record_gets_its_heading_as_title_a_central_summary_and_keyword_tags(provider):
     analysis, usage = await provider.analyze(BUDGET_MEETING, ("旅行", "办公室"), "en")
 
-    assert usage == Usage() and usage.total == 0
+    assert usage == TokenUsage() and usage.total == 0
     assert analysis.title == "周会：预算讨论"  # the heading, without "#" and "**"
     summary_sentences = re.findall(r"[^。]+。", analysis.summary)
     assert 1 <= len(summary_sentences) <= 3 and len(analysis.summary) <= 200

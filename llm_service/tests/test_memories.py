@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import select, update
 
 from common.ai.models import Memory
-from llm_service.app.analysis.service import Sessions
+from common.database import Sessions
+from llm_service.app.deps import llm_state
 from llm_service.app.memories import from_chat
 from llm_service.app.memories.service import content_key, remember_from_text, remember_one
 from llm_service.tests.chat_stack import answer_requests, memory_requests
@@ -33,7 +34,7 @@ UNKNOWN_ID = "01a2001e-0000-7000-8000-000000000000"
 
 
 def sessions_of(stack: LlmStack) -> Sessions:
-    state = stack.llm_app.state
+    state = llm_state(stack.llm_app)
     return Sessions(read=state.sessionmaker, write=state.write_sessionmaker)
 
 
@@ -51,7 +52,7 @@ async def listed(stack: LlmStack, user: str = "alice", **params: Any) -> list[di
 
 async def rows(stack: LlmStack) -> dict[str, Memory]:
     """Every memory in the database (expired ones included), by content."""
-    async with stack.llm_app.state.sessionmaker() as session:
+    async with llm_state(stack.llm_app).sessionmaker() as session:
         return {m.content: m for m in (await session.execute(select(Memory))).scalars()}
 
 
@@ -65,7 +66,7 @@ async def wait_for_memory(stack: LlmStack, needle: str, user: str = "alice") -> 
 
 
 async def wait_until_queue_drained(stack: LlmStack) -> None:
-    await queue_drained(stack.llm_app.state.redis)
+    await queue_drained(llm_state(stack.llm_app).redis)
 
 
 def at(value: str) -> datetime:
@@ -135,7 +136,7 @@ async def test_the_list_is_paginated_most_recently_changed_first(stack) -> None:
 async def test_expired_short_term_memories_are_hidden_and_stating_them_again_revives_them(stack) -> None:
     plan = await add(stack, content="Going to Shanghai next Wednesday.", long_term=False)
     keep = await add(stack, content="Likes jasmine tea.")
-    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+    async with llm_state(stack.llm_app).write_sessionmaker() as session, session.begin():
         past = datetime.now(UTC) - timedelta(minutes=1)
         await session.execute(update(Memory).where(Memory.id == plan["id"]).values(expires_at=past))
 
@@ -256,12 +257,12 @@ async def test_stating_a_known_fact_again_reinforces_it_instead_of_duplicating(s
 async def test_extraction_reinforces_a_short_term_memory_and_pushes_its_expiry(stack) -> None:
     owner = await stack.user_id("alice")
     start = datetime.now(UTC)
-    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+    async with llm_state(stack.llm_app).write_sessionmaker() as session, session.begin():
         first = await remember_one(
             session, owner, "Meeting Li Wei on Friday.", importance=0.4, long_term=False, source="chat", now=start
         )
     later = start + timedelta(days=3)
-    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+    async with llm_state(stack.llm_app).write_sessionmaker() as session, session.begin():
         again = await remember_one(
             session, owner, "meeting li wei on friday", importance=0.6, long_term=False, source="record", now=later
         )
@@ -357,7 +358,7 @@ async def test_no_memories_are_extracted_when_the_analysis_failed(make_stack, fa
 
 async def test_remember_from_text_stores_a_chats_facts(stack) -> None:
     owner = await stack.user_id("alice")
-    provider = await stack.llm_app.state.providers.for_user(owner)
+    provider = await llm_state(stack.llm_app).providers.for_user(owner)
     text = "我叫王小明。我下周三要去上海出差。"
 
     stored = await remember_from_text(sessions_of(stack), provider, owner, text, "chat", UNKNOWN_ID)
@@ -400,7 +401,7 @@ def done_event(response: httpx.Response) -> dict[str, Any]:
 
 async def wait_until_extractions_ended(stack: LlmStack) -> None:
     """Every memory extraction a chat turn started has ended (a bounded wait)."""
-    extractions = stack.llm_app.state.chat_memories
+    extractions = llm_state(stack.llm_app).chat_memories
     for _ in range(400):
         if extractions.in_flight == 0:
             return
@@ -444,7 +445,7 @@ async def test_the_remote_provider_that_answered_extracts_from_the_users_words(m
         assert FACT in extraction.json["messages"][-1]["content"]
         assert "Noted" not in json.dumps(extraction.json), "the answer is not the user's words"
         assert len(answer_requests(fake)) == 1 and len(fake.chat_requests) == 2
-        requests, _ = await stack.llm_app.state.budgets.used(await stack.user_id("alice"))
+        requests, _ = await llm_state(stack.llm_app).budgets.used(await stack.user_id("alice"))
         assert requests == 2  # the extraction counts against the daily budget too
 
 
@@ -504,7 +505,7 @@ async def test_an_extraction_never_delays_the_answer_nor_holds_up_shutdown(make_
     monkeypatch.setattr(from_chat, "SHUTDOWN_GRACE_SECONDS", 0.5)
     fake.script(Reply(text="Noted."), Reply(text=NO_MEMORIES, delay=60))
     async with make_stack(**remote_settings(fake, llm_allowed_hosts=[fake.host_port])) as stack:
-        extractions = stack.llm_app.state.chat_memories
+        extractions = llm_state(stack.llm_app).chat_memories
         kept = await open_conversation(stack)
 
         done = done_event(await say(stack, kept, FACT, stream=True))
@@ -526,7 +527,7 @@ async def test_an_extraction_never_delays_the_answer_nor_holds_up_shutdown(make_
 async def test_the_daily_job_decays_extracted_memories_and_forgets_expired_and_faded_ones(stack) -> None:
     owner = await stack.user_id("alice")
     start = datetime.now(UTC)
-    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+    async with llm_state(stack.llm_app).write_sessionmaker() as session, session.begin():
         for content, importance in (("Extracted strong fact.", 0.9), ("Extracted weak fact.", 0.051)):
             await remember_one(
                 session, owner, content, importance=importance, long_term=True, source="record", now=start
@@ -537,7 +538,7 @@ async def test_the_daily_job_decays_extracted_memories_and_forgets_expired_and_f
         )  # fmt: skip
     await add(stack, content="User's own fact.", importance=0.3)
     await add(stack, content="User's own plan.", importance=0.3, long_term=False)
-    scheduler = stack.llm_app.state.scheduler
+    scheduler = llm_state(stack.llm_app).scheduler
     strong_updated = (await rows(stack))["Extracted strong fact."].updated_at
 
     report = await scheduler.run_once(now=start + timedelta(days=2))
@@ -568,7 +569,7 @@ async def test_the_daily_job_decays_extracted_memories_and_forgets_expired_and_f
 async def test_an_edited_memory_is_the_users_own_and_stops_decaying(stack) -> None:
     owner = await stack.user_id("alice")
     start = datetime.now(UTC)
-    async with stack.llm_app.state.write_sessionmaker() as session, session.begin():
+    async with llm_state(stack.llm_app).write_sessionmaker() as session, session.begin():
         found = await remember_one(
             session, owner, "Runs on Sundays.", importance=0.06, long_term=True, source="record", now=start
         )
@@ -578,6 +579,6 @@ async def test_an_edited_memory_is_the_users_own_and_stops_decaying(stack) -> No
     assert edited.status_code == 200 and edited.json()["source"] == "user"
 
     for day in range(2, 6):
-        await stack.llm_app.state.scheduler.run_once(now=start + timedelta(days=day))
+        await llm_state(stack.llm_app).scheduler.run_once(now=start + timedelta(days=day))
 
     assert (await rows(stack))["Runs on Sunday mornings."].importance == 0.06

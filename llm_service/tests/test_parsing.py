@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from common.api_clients.llm import ProviderBadResponse, extract_json, parse_analysis
-from common.api_clients.llm.parsing import MAX_SUMMARY, MAX_TITLE, clean_tags, clean_title
+from common.api_clients.llm import ProviderBadResponse
+from llm_service.app.analysis.parsing import (
+    MAX_SUMMARY,
+    MAX_TITLE,
+    clean_tags,
+    clean_title,
+    extract_json,
+    parse_analysis,
+)
 
 PLAIN = '{"title": "Weekend hike", "summary": "Climbed Xiangshan with friends.", "tags": ["hiking", "friends"]}'
 

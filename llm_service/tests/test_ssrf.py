@@ -21,7 +21,7 @@ from common.api_clients.llm import (
 )
 from common.api_clients.llm.ssrf import unsafe_address
 from common.errors import Unprocessable
-from llm_service.tests.fake_provider import FakeProvider, Reply, run_fake_provider
+from llm_service.tests.fake_provider import FAKE_API_KEY, FakeProvider, Reply, run_fake_provider
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 PUBLIC = "93.184.216.34"
@@ -39,18 +39,6 @@ async def not_resolving(host: str, port: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeProvider]:
-    with run_fake_provider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def fake(fake_server: FakeProvider) -> FakeProvider:
-    fake_server.reset()
-    return fake_server
-
-
-@pytest.fixture(scope="module")
 def internal_server() -> Iterator[FakeProvider]:
     """Stands for a service on the private network that a redirect points at."""
     with run_fake_provider() as provider:
@@ -59,7 +47,7 @@ def internal_server() -> Iterator[FakeProvider]:
 
 def client_for(http, base_url: str, **options) -> OpenAICompatibleClient:
     return OpenAICompatibleClient(
-        http, base_url, "sk-test", "m", breaker=CircuitBreaker(), backoff_base=0.01, **options
+        http, base_url, FAKE_API_KEY, "m", breaker=CircuitBreaker(), backoff_base=0.01, **options
     )
 
 
@@ -169,25 +157,25 @@ def test_unsafe_addresses(address: str, refused: bool) -> None:
 # -- at request time ------------------------------------------------------------------
 
 
-async def test_the_guarded_transport_refuses_an_unlisted_loopback_provider(fake) -> None:
-    for base_url in (fake.base_url, fake.base_url.replace("127.0.0.1", "localhost")):
+async def test_the_guarded_transport_refuses_an_unlisted_loopback_provider(shared_fake) -> None:
+    for base_url in (shared_fake.base_url, shared_fake.base_url.replace("127.0.0.1", "localhost")):
         async with create_llm_http_client([]) as http:
             with pytest.raises(ProviderRefusedAddress) as caught:
                 await client_for(http, base_url).chat(MESSAGES)
         assert caught.value.error_class == "refused_address"
         assert caught.value.status_code == 502
-    assert fake.requests == []
+    assert shared_fake.requests == []
 
 
-async def test_the_guarded_transport_reaches_a_listed_provider(fake) -> None:
-    async with create_llm_http_client([fake.host_port]) as http:
-        assert (await client_for(http, fake.base_url).chat(MESSAGES)).text
-    assert len(fake.chat_requests) == 1
+async def test_the_guarded_transport_reaches_a_listed_provider(shared_fake) -> None:
+    async with create_llm_http_client([shared_fake.host_port]) as http:
+        assert (await client_for(http, shared_fake.base_url).chat(MESSAGES)).text
+    assert len(shared_fake.chat_requests) == 1
 
 
-async def test_dns_rebinding_is_caught_when_connecting(fake) -> None:
+async def test_dns_rebinding_is_caught_when_connecting(shared_fake) -> None:
     """The name was public when the URL was saved; by the time of the call it points home."""
-    port = fake.host_port.rsplit(":", 1)[1]
+    port = shared_fake.host_port.rsplit(":", 1)[1]
     base_url = f"http://llm.example.com:{port}/v1"
     assert await check_base_url(base_url, [], resolve=resolving_to(PUBLIC)) == base_url
     transport = GuardedTransport([], resolve=resolving_to("127.0.0.1"))
@@ -196,22 +184,22 @@ async def test_dns_rebinding_is_caught_when_connecting(fake) -> None:
             await client_for(http, base_url).chat(MESSAGES)
         with pytest.raises(ProviderRefusedAddress):
             await anext(client_for(http, base_url).stream_chat(MESSAGES))
-    assert fake.requests == []
+    assert shared_fake.requests == []
 
 
-async def test_the_client_re_checks_before_each_request_on_a_plain_http_client(fake) -> None:
+async def test_the_client_re_checks_before_each_request_on_a_plain_http_client(shared_fake) -> None:
     async with create_http_client() as http:
         with pytest.raises(ProviderRefusedAddress):
-            await client_for(http, fake.base_url, allowed_hosts=[]).chat(MESSAGES)
-        assert fake.requests == []
-        assert (await client_for(http, fake.base_url, allowed_hosts=[fake.host_port]).chat(MESSAGES)).text
-    assert len(fake.chat_requests) == 1
+            await client_for(http, shared_fake.base_url, allowed_hosts=[]).chat(MESSAGES)
+        assert shared_fake.requests == []
+        assert (await client_for(http, shared_fake.base_url, allowed_hosts=[shared_fake.host_port]).chat(MESSAGES)).text
+    assert len(shared_fake.chat_requests) == 1
 
 
-async def test_a_refused_address_does_not_count_against_the_breaker(fake) -> None:
+async def test_a_refused_address_does_not_count_against_the_breaker(shared_fake) -> None:
     breaker = CircuitBreaker(failure_threshold=1)
     async with create_llm_http_client([]) as http:
-        client = OpenAICompatibleClient(http, fake.base_url, "k", "m", breaker=breaker)
+        client = OpenAICompatibleClient(http, shared_fake.base_url, "k", "m", breaker=breaker)
         for _ in range(2):
             with pytest.raises(ProviderRefusedAddress):
                 await client.chat(MESSAGES)
@@ -219,21 +207,23 @@ async def test_a_refused_address_does_not_count_against_the_breaker(fake) -> Non
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-async def test_a_provider_redirecting_to_a_private_address_is_not_followed(fake, internal_server, status: int) -> None:
+async def test_a_provider_redirecting_to_a_private_address_is_not_followed(
+    shared_fake, internal_server, status: int
+) -> None:
     internal_server.reset()
-    fake.script(Reply.redirect(f"{internal_server.base_url}/chat/completions", status=status))
-    allowed = [fake.host_port, internal_server.host_port]  # even a listed target is not followed
+    shared_fake.script(Reply.redirect(f"{internal_server.base_url}/chat/completions", status=status))
+    allowed = [shared_fake.host_port, internal_server.host_port]  # even a listed target is not followed
     async with create_llm_http_client(allowed) as http:
         with pytest.raises(ProviderBadResponse) as caught:
-            await client_for(http, fake.base_url).chat(MESSAGES)
+            await client_for(http, shared_fake.base_url).chat(MESSAGES)
     assert caught.value.error_class == "bad_response"
     assert caught.value.upstream_status == status
-    assert len(fake.chat_requests) == 1  # and not retried
+    assert len(shared_fake.chat_requests) == 1  # and not retried
     assert internal_server.requests == []
 
 
-async def test_a_redirect_to_redis_is_not_followed_in_a_stream(fake) -> None:
-    fake.script(Reply.redirect("http://127.0.0.1:6379/"))
-    async with create_llm_http_client([fake.host_port, "127.0.0.1:6379"]) as http:
+async def test_a_redirect_to_redis_is_not_followed_in_a_stream(shared_fake) -> None:
+    shared_fake.script(Reply.redirect("http://127.0.0.1:6379/"))
+    async with create_llm_http_client([shared_fake.host_port, "127.0.0.1:6379"]) as http:
         with pytest.raises(ProviderBadResponse):
-            await anext(client_for(http, fake.base_url).stream_chat(MESSAGES))
+            await anext(client_for(http, shared_fake.base_url).stream_chat(MESSAGES))

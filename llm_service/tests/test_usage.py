@@ -11,6 +11,7 @@ from typing import Any
 
 from llm_service.app.budgets import BudgetGuard, next_reset
 from llm_service.app.config import LlmSettings
+from llm_service.app.deps import llm_state
 from llm_service.tests.fake_provider import FakeProvider, Reply
 from llm_service.tests.llm_stack import LlmStack, remote_settings
 from llm_service.tests.test_budgets import LATE, Clock
@@ -43,7 +44,7 @@ async def test_usage_counts_the_callers_remote_calls_and_no_one_elses(make_stack
             assert response.status_code == 201, response.text
         bobs = await usage_of(stack, "bob")
         alices = await usage_of(stack, "alice")
-        counters = await stack.llm_app.state.budgets.used(await stack.user_id("bob"))
+        counters = await llm_state(stack.llm_app).budgets.used(await stack.user_id("bob"))
 
     assert fresh == {"requests": {"used": 0, "limit": 5}, "tokens": {"used": 0, "limit": 1000}}
     assert len(fake.chat_requests) == 2
@@ -54,7 +55,7 @@ async def test_usage_counts_the_callers_remote_calls_and_no_one_elses(make_stack
 
 async def test_a_budget_that_is_off_has_no_limit_but_is_still_counted(make_stack) -> None:
     async with make_stack(llm_daily_requests=0, llm_daily_tokens=300) as stack:
-        budgets: BudgetGuard = stack.llm_app.state.budgets
+        budgets: BudgetGuard = llm_state(stack.llm_app).budgets
         bob = await stack.user_id("bob")
         for tokens in (40, 60, 0):
             await budgets.record(bob, tokens)

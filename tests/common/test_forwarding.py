@@ -14,8 +14,10 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import StreamingResponse
 
-from common.api_clients import ServiceClient, forward, forwarding_router
+from common.api_clients import ServiceClient, forward
 from common.app import create_service_app
+from common.deps import ServicesDep, SettingsDep
+from common.forwarded import forwarding_router
 from tests.common.conftest import Probe
 from tests.support import app_client, assert_error, free_port, serve_app
 from user_service.app.config import UserSettings
@@ -31,13 +33,13 @@ def upstream_app(make_settings: Callable[..., Any], user_url: str, **overrides: 
     router = APIRouter()
 
     @router.api_route("/test/explicit", methods=["GET", "POST"])
-    async def explicit(request: Request) -> StreamingResponse:
-        target = ServiceClient("user", user_url, request.app.state.http)
-        return await forward(request, target, path="/probe/echo")
+    async def explicit(request: Request, services: ServicesDep, settings: SettingsDep) -> StreamingResponse:
+        target = ServiceClient("user", user_url, services["user"].client)
+        return await forward(request, target, settings, path="/probe/echo")
 
     @router.get("/test/via-client")
-    async def via_client(request: Request, path: str = "/probe/echo") -> Any:
-        return (await request.app.state.services["user"].get(path)).json()
+    async def via_client(services: ServicesDep, path: str = "/probe/echo") -> Any:
+        return (await services["user"].get(path)).json()
 
     settings = make_settings(WebSettings, user_url=user_url, **overrides)
     relay = forwarding_router(["/probe"], "user", tag="test")

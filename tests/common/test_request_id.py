@@ -7,10 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 
-from common.api_clients import forwarding_router
 from common.app import create_service_app
+from common.deps import ServicesDep
+from common.forwarded import forwarding_router
 from common.logging import request_id_var
 from tests.common.conftest import Probe
 from tests.support import app_client
@@ -55,8 +56,8 @@ def upstream_app(make_settings: Callable[..., Any], probe: Probe) -> FastAPI:
     router = APIRouter()
 
     @router.get("/test/via-client")
-    async def via_client(request: Request) -> Any:
-        return (await request.app.state.services["user"].get("/probe/echo")).json()
+    async def via_client(services: ServicesDep) -> Any:
+        return (await services["user"].get("/probe/echo")).json()
 
     settings = make_settings(WebSettings, user_url=probe.url)
     return create_service_app("web_service", settings, routers=[forwarding_router(["/probe"], "user", tag="t"), router])

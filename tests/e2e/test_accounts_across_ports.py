@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from common.database.migrate import upgrade_to_head
-from tests.e2e.processes import E2E_RATES, Jilu, Started, clean_env, distinct_free_ports, start_process, wait_healthy
+from tests.e2e.stack import E2E_RATES
+from tests.harness import Launcher, Spawned, clean_env, free_ports
 from tests.support import SECURITY_HEADERS, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 
 @dataclass
 class Instance:
-    jilu: Jilu
+    jilu: Launcher
     http: httpx.Client
     admin_username: str
 
@@ -76,7 +77,7 @@ class Instance:
 
 
 @pytest.fixture(scope="package")
-def instance(jilu: Jilu) -> Iterator[Instance]:
+def instance(jilu: Launcher) -> Iterator[Instance]:
     """The launched instance with its administrator: the first user registered on it."""
     with httpx.Client(timeout=60) as http:
         admin_username = unique("admin")
@@ -254,33 +255,32 @@ def test_a_deactivated_user_is_refused_on_every_port(instance: Instance) -> None
 
 
 @pytest.fixture
-def two_user_services(jilu: Jilu) -> Iterator[list[str]]:
+def two_user_services(jilu: Launcher) -> Iterator[list[str]]:
     """Two more user_service processes beside the launched ones: the same data dir and
     database (migrated first, as a deployment of replicas would) and the same Redis, with a
     small per-username login budget (5/minute)."""
     upgrade_to_head(f"sqlite+aiosqlite:///{jilu.data_dir / 'jilu.db'}")
-    started: list[Started] = []
+    started: list[Spawned] = []
     urls: list[str] = []
     try:
-        for port in distinct_free_ports(2):
+        for port in free_ports(2):
             env = clean_env(
                 JILU_ENV="development",
                 JILU_USER_PORT=str(port),
                 JILU_DATA_DIR=str(jilu.data_dir),
                 JILU_DATABASE_URL="",
                 JILU_REDIS_URL=jilu.redis_url,
-                JILU_SECRET_KEY=jilu.secret_key,
+                JILU_SECRET_KEY=jilu.env["JILU_SECRET_KEY"],
                 **{**E2E_RATES, "JILU_RATE_LOGIN_USER": "5/minute"},
             )
-            process = start_process(f"user_service:{port}", [sys.executable, "user_service/main.py"], env)
-            started.append(process)
+            started.append(Spawned(f"user_service:{port}", [sys.executable, "user_service/main.py"], env))
             urls.append(f"http://127.0.0.1:{port}")
         for process, url in zip(started, urls, strict=True):
-            wait_healthy(process, url)
+            process.wait_until_answers(url)
         yield urls
     finally:
         for process in started:
-            process.stop()
+            process.close()
 
 
 def test_two_processes_sharing_redis_enforce_one_budget(two_user_services: list[str]) -> None:

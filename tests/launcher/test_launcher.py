@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,10 +17,12 @@ import pytest
 import redis
 
 from common.cache.embedded import redis_answers
-from tests.launcher.conftest import Launch, LauncherRun, free_ports, pid_gone
+from tests.harness import Launcher, pid_gone, service_ports
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
+
+Launch = Callable[..., Launcher]  # the `launch` fixture (conftest.py)
 
 DEPENDS_ON = {"web": ("user", "llm"), "mobile": ("user", "llm"), "user": (), "llm": ()}
 
@@ -49,17 +52,17 @@ def listens_on(pid: int, port: int) -> bool:
     return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections)
 
 
-def child_pids(run: LauncherRun) -> dict[int, str]:
+def child_pids(run: Launcher) -> dict[int, str]:
     """The launcher's direct children right now: pid -> command line."""
     return {child.pid: " ".join(child.cmdline()) for child in psutil.Process(run.process.pid).children(recursive=False)}
 
 
-def assert_nothing_left(run: LauncherRun) -> None:
+def assert_nothing_left(run: Launcher) -> None:
     still_running = run.alive_leftovers()
     assert not still_running, f"still running: {still_running}\n{run.output}"
 
 
-def assert_one_error_line(run: LauncherRun, *fragments: str) -> str:
+def assert_one_error_line(run: Launcher, *fragments: str) -> str:
     errors = run.error_lines()
     assert len(errors) == 1, run.output
     for fragment in fragments:
@@ -184,7 +187,7 @@ def test_children_exit_by_themselves_when_the_launcher_is_killed(launch: Launch)
 
 
 def test_a_port_in_use_gives_one_line_naming_the_service(launch: Launch) -> None:
-    ports = free_ports()
+    ports = service_ports()
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", ports["mobile"]))
         squatter.listen()

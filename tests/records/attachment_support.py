@@ -21,6 +21,7 @@ from PIL import ExifTags, Image
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from common.deps import service_state
 from common.records.attachments.storage import AttachmentStorage
 from common.records.models import Attachment
 from mobile_service.app.config import MobileSettings
@@ -120,8 +121,8 @@ class Stack:
         self.users = users
         self.api = mobile
         self.redis = redis
-        self.uploads = Path(mobile_app.state.settings.data_dir) / "uploads"
-        self.storage = AttachmentStorage(mobile_app.state.settings.data_dir)
+        self.uploads = Path(service_state(mobile_app).settings.data_dir) / "uploads"
+        self.storage = AttachmentStorage(service_state(mobile_app).settings.data_dir)
 
     async def account(self, username: str) -> Account:
         response = await self.users.post("/api/v1/auth/register", json={"username": username, "password": PASSWORD})
@@ -152,11 +153,11 @@ class Stack:
         return sorted(p for p in self.uploads.rglob("*") if p.is_file()) if self.uploads.exists() else []
 
     async def scalar(self, statement: Any) -> Any:
-        async with self.app.state.sessionmaker() as session:
+        async with service_state(self.app).sessionmaker() as session:
             return (await session.execute(statement)).scalar()
 
     async def execute(self, statement: Any) -> None:
-        async with self.app.state.write_sessionmaker() as session, session.begin():
+        async with service_state(self.app).write_sessionmaker() as session, session.begin():
             await session.execute(statement)
 
     async def attachment_rows(self, owner_id: str) -> int:

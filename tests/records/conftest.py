@@ -6,6 +6,9 @@ the real test Redis, emptied before each test.
         record = await records_stack.create(records_api, records_owner, content="…")
 
 `records_api` is the client of one port and runs each test twice, on mobile and on web.
+
+The attachment tests use a smaller stack (`tests/records/attachment_support.py`: user_service
+and mobile_service) through `make_stack`, `stack`, `owner` and `stranger`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -22,10 +26,12 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.deps import service_state
 from common.records.events import RECORD_EVENTS_STREAM
 from common.records.models import Record
 from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
+from tests.records import attachment_support as attachments
 from tests.support import app_client
 from user_service.app.config import UserSettings
 from user_service.app.main import create_app as create_user_app
@@ -68,7 +74,7 @@ class RecordsStack:
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
-        return self.apps["mobile"].state.sessionmaker
+        return service_state(self.apps["mobile"]).sessionmaker
 
     async def account(self, username: str) -> Account:
         """Register `username` on user_service and log in (argon2: reuse it within a test)."""
@@ -149,3 +155,32 @@ async def records_owner(records_stack: RecordsStack) -> Account:
 async def records_stranger(records_stack: RecordsStack, records_owner: Account) -> Account:
     """A second user, who must never reach anything of `records_owner`'s."""
     return await records_stack.account("stranger")
+
+
+# -- the attachment tests' stack ----------------------------------------------------------
+
+
+@pytest.fixture
+def make_stack(make_settings: Callable[..., Any], migrated_database_url: str, redis: Redis) -> attachments.MakeStack:
+    """`async with make_stack(**mobile_setting_overrides) as stack`: user_service and
+    mobile_service on the test database and Redis (`attachment_support.open_stack`)."""
+    return partial(attachments.open_stack, make_settings, migrated_database_url, redis)
+
+
+@pytest.fixture
+async def stack(make_stack: attachments.MakeStack) -> AsyncIterator[attachments.Stack]:
+    """The attachment tests' stack on default settings."""
+    async with make_stack() as built:
+        yield built
+
+
+@pytest.fixture
+async def owner(stack: attachments.Stack) -> attachments.Account:
+    """The user whose attachments a test works with."""
+    return await stack.account("owner")
+
+
+@pytest.fixture
+async def stranger(stack: attachments.Stack, owner: attachments.Account) -> attachments.Account:
+    """A second user, who must never reach anything of `owner`'s."""
+    return await stack.account("stranger")

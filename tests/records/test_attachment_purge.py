@@ -7,17 +7,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from sqlalchemy import delete, insert, select, text, update
 
 from common.config import JiluSettings
+from common.deps import service_state
 from common.records.attachments import service as attachment_service
 from common.records.models import Attachment, Record
 from common.records.purge import SWEEP_LOCK_KEY, purge_expired, sweep_trash_once
@@ -30,28 +29,10 @@ from tests.records.attachment_support import (
     Stack,
     bearer_url,
     image_bytes,
-    open_stack,
 )
 from tests.support import assert_error
 from web_service.app.config import WebSettings
 from web_service.app.main import create_app as create_web_app
-
-
-@pytest.fixture
-def make_stack(make_settings: Callable[..., Any], migrated_database_url: str, redis: Redis) -> MakeStack:
-    return partial(open_stack, make_settings, migrated_database_url, redis)
-
-
-@pytest.fixture
-async def stack(make_stack: MakeStack) -> AsyncIterator[Stack]:
-    async with make_stack() as built:
-        yield built
-
-
-@pytest.fixture
-async def owner(stack: Stack) -> Account:
-    return await stack.account("owner")
-
 
 # -- deleting -----------------------------------------------------------------------------
 
@@ -88,7 +69,7 @@ async def test_a_file_is_not_deleted_under_an_upload_about_to_use_it(stack: Stac
     body = await stack.uploaded(owner, record["id"], data, "a.txt")
     sha, path = body["sha256"], stack.storage.path(owner.id, body["sha256"])
     await stack.execute(delete(Attachment).where(Attachment.id == body["id"]))  # committed, not yet collected
-    write_sessionmaker = stack.app.state.write_sessionmaker
+    write_sessionmaker = service_state(stack.app).write_sessionmaker
     row = {
         "owner_id": owner.id,
         "record_id": record["id"],
@@ -122,7 +103,7 @@ async def advisory_lock_waiters(stack: Stack) -> bool:
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
         " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
-    async with stack.app.state.sessionmaker() as session:
+    async with service_state(stack.app).sessionmaker() as session:
         return bool((await session.execute(statement)).scalar())
 
 
@@ -153,7 +134,7 @@ async def test_purging_keeps_a_tombstone_and_deletes_the_files(stack: Stack, own
     assert stack.storage.path(owner.id, kept_body["sha256"]).is_file()  # still used by `kept`
     assert (await stack.api.get(kept_body["url"], headers=owner.headers)).content == shared
 
-    async with stack.app.state.sessionmaker() as session:
+    async with service_state(stack.app).sessionmaker() as session:
         row = (await session.execute(select(Record).where(Record.id == doomed["id"]))).scalar_one()
         assert row.is_deleted and row.purged_at is not None
         assert (row.title, row.content, row.tags, row.ai_summary, row.ai_tags) == (None, "", [], None, [])
@@ -181,8 +162,8 @@ async def test_records_deleted_long_ago_are_purged_by_the_sweep(stack: Stack, ow
     a_day_ago = time.time() - 24 * 3600 - 60
     os.utime(stale, (a_day_ago, a_day_ago))
 
-    settings = stack.app.state.settings
-    sessionmaker = stack.app.state.write_sessionmaker
+    settings = service_state(stack.app).settings
+    sessionmaker = service_state(stack.app).write_sessionmaker
     assert await sweep_trash_once(sessionmaker, stack.redis, settings) == 1
     assert not stale.exists()
     assert fresh.read_bytes() == b"arriving right now"
@@ -203,7 +184,7 @@ async def test_records_deleted_long_ago_are_purged_by_the_sweep(stack: Stack, ow
 
 async def test_the_sweeper_runs_with_the_app_and_stops_with_it(make_stack: MakeStack) -> None:
     async with make_stack() as stack:
-        task = stack.app.state.trash_sweeper
+        task = service_state(stack.app).trash_sweeper
         assert isinstance(task, asyncio.Task)
         await asyncio.sleep(0)
         assert not task.done()

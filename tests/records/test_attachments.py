@@ -8,16 +8,14 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any
 
 import pytest
 from PIL import ExifTags, Image
-from redis.asyncio import Redis
 from sqlalchemy import insert, select
 
+from common.deps import service_state
 from common.records.attachments import service as attachment_service
 from common.records.attachments.routes import UPLOAD_RATE
 from common.records.events import RECORD_EVENTS_STREAM
@@ -36,34 +34,11 @@ from tests.records.attachment_support import (
     ftyp,
     gps_exif,
     image_bytes,
-    open_stack,
     two_colour_jpeg,
     wav_bytes,
     without_links,
 )
 from tests.support import assert_error
-
-
-@pytest.fixture
-def make_stack(make_settings: Callable[..., Any], migrated_database_url: str, redis: Redis) -> MakeStack:
-    return partial(open_stack, make_settings, migrated_database_url, redis)
-
-
-@pytest.fixture
-async def stack(make_stack: MakeStack) -> AsyncIterator[Stack]:
-    async with make_stack() as built:
-        yield built
-
-
-@pytest.fixture
-async def owner(stack: Stack) -> Account:
-    return await stack.account("owner")
-
-
-@pytest.fixture
-async def stranger(stack: Stack, owner: Account) -> Account:
-    return await stack.account("stranger")
-
 
 # -- uploads and downloads ----------------------------------------------------------------
 
@@ -275,7 +250,7 @@ async def test_a_record_holds_at_most_50_attachments(stack: Stack, owner: Accoun
         }
         for _ in range(attachment_service.MAX_ATTACHMENTS_PER_RECORD - 1)
     ]
-    async with stack.app.state.write_sessionmaker() as session, session.begin():
+    async with service_state(stack.app).write_sessionmaker() as session, session.begin():
         await session.execute(insert(Attachment), rows)
     response = await stack.upload(owner, record["id"], b"one too many", "51.txt")
     assert_error(response, 409, "conflict")
@@ -284,7 +259,7 @@ async def test_a_record_holds_at_most_50_attachments(stack: Stack, owner: Accoun
 
 async def test_uploads_are_rate_limited_per_user(stack: Stack, owner: Account, stranger: Account) -> None:
     record = await stack.record(owner)
-    limiter = stack.app.state.rate_limiter
+    limiter = service_state(stack.app).rate_limiter
     amount = int(UPLOAD_RATE.split("/")[0])
     for _ in range(amount):
         await limiter.check(UPLOAD_RATE, "upload", owner.id)

@@ -34,6 +34,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import inspect, select
 from starlette.routing import Mount
 
+from common.deps import service_state
 from common.records.attachments.storage import AttachmentStorage
 from common.records.models import Attachment, Record
 from mobile_service.app.config import MobileSettings
@@ -355,7 +356,7 @@ def columns(row: Record) -> dict[str, Any]:
 async def owner_state(stack: RecordsStack, world: World) -> dict[str, Any]:
     """Everything of the first user's a stranger's call could change, read as the owner and from the database."""
     api, owner, mine = stack.mobile, world.owner, (world.live["id"], world.trashed_id)
-    storage = AttachmentStorage(stack.apps["mobile"].state.settings.data_dir)
+    storage = AttachmentStorage(service_state(stack.apps["mobile"]).settings.data_dir)
     async with stack.sessionmaker() as session:
         statement = select(Attachment.id, Attachment.record_id, Attachment.sha256).where(
             Attachment.owner_id == owner.id

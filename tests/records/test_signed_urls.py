@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from common.config import JiluSettings
+from common.deps import service_state
 from common.records.attachments import links
 from common.security.keys import sign, verify_signature
 from common.security.sessions import standing_key
@@ -124,7 +125,7 @@ async def test_an_expired_url_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     body = await uploaded(records_stack, records_api, records_owner)
-    secret = records_stack.apps["mobile"].state.settings.secret
+    secret = service_state(records_stack.apps["mobile"]).settings.secret
     past = int(links.now()) - 1
     url = "http://testserver" + links.signed_path(secret, body["id"], "original", records_owner.id, past)
     detail = assert_error(await records_api.get(url), 404, "not_found")
@@ -144,7 +145,7 @@ async def test_a_short_lifetime_setting_gives_short_urls(
     records_owner: Account,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    records_stack.apps[records_port].state.settings.attachment_url_seconds = 5
+    service_state(records_stack.apps[records_port]).settings.attachment_url_seconds = 5
     start = links.now()
     body = await uploaded(records_stack, records_api, records_owner)
     expires = int(parts(body["url"])["expires"])
@@ -164,7 +165,7 @@ async def test_a_changed_url_is_refused(
     mine = await uploaded(records_stack, records_api, records_owner)
     other_of_mine = await uploaded(records_stack, records_api, records_owner)
     theirs = await uploaded(records_stack, records_api, records_stranger)
-    secret = records_stack.apps["mobile"].state.settings.secret
+    secret = service_state(records_stack.apps["mobile"]).settings.secret
     p = parts(mine["url"])
     flipped = p["sig"][:-1] + ("0" if p["sig"][-1] != "0" else "1")
     refused = {
@@ -383,7 +384,7 @@ async def test_an_upload_answers_the_records_new_version_and_the_feed_shows_it(
 async def test_attachment_urls_use_the_answering_ports_base_url(
     records_stack: RecordsStack, records_api: httpx.AsyncClient, records_port: str, records_owner: Account
 ) -> None:
-    settings = records_stack.apps[records_port].state.settings
+    settings = service_state(records_stack.apps[records_port]).settings
     record = await records_stack.create(records_api, records_owner)
     await upload(records_api, records_owner, record["id"])
     path = f"{RECORDS}/{record['id']}"

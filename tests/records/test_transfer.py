@@ -24,6 +24,7 @@ import yaml
 from PIL import Image
 from redis.asyncio import Redis
 
+from common.deps import service_state
 from common.records.transfer.archive import FRONT_MATTER_KEYS
 from common.records.transfer.service import renamed_id
 from mobile_service.app.config import MobileSettings
@@ -53,7 +54,7 @@ TEXT = "会议纪要: budget notes\n".encode()
 
 
 def uploads_of(stack: RecordsStack) -> Path:
-    return Path(stack.apps["mobile"].state.settings.data_dir) / "uploads"
+    return Path(service_state(stack.apps["mobile"]).settings.data_dir) / "uploads"
 
 
 def stored_files(stack: RecordsStack) -> set[Path]:

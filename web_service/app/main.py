@@ -1,5 +1,6 @@
 """web_service's app: the web API (FastAPI) with the Flask web app mounted under it."""
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from a2wsgi import WSGIMiddleware
@@ -9,11 +10,13 @@ from starlette.types import Scope
 
 from common.app import create_service_app
 from common.forwarded import forwarded_routers
-from common.records.router import records_routers, records_startup_hooks
+from common.records.router import records_routers, start_records
+from common.state import ServiceState, state_fields
 from web_service.app.config import WebSettings, get_settings
 from web_service.app.events.hub import start_record_events
 from web_service.app.events.routes import router as events_router
 from web_service.app.sessions.routes import router as sessions_router
+from web_service.app.state import WebState
 from web_service.app.web import STATIC_DIR, create_flask_app
 from web_service.app.web.share import SharedRecords
 
@@ -37,12 +40,19 @@ def create_app(settings: WebSettings | None = None, *, static_dir: Path = STATIC
     """The app; the web app's files are read from `static_dir` once, now."""
     # The share pages (Flask, in worker threads) read records on this app's event loop.
     shared_records = SharedRecords()
+
+    async def build_state(base: ServiceState, stack: AsyncExitStack) -> WebState:
+        records = await start_records(base, stack)
+        shared_records.bind(records.rate_limiter, records.sessionmaker, records.settings, stack)
+        events = start_record_events(records.settings.redis_url, stack)
+        return WebState(**state_fields(records), record_events=events)
+
     app = create_service_app(
         "web_service",
         settings or get_settings(),
         # The browser sessions come before the relay of /api/v1/auth/* to user_service.
         routers=[sessions_router, events_router, *records_routers(), *forwarded_routers()],
-        on_startup=[*records_startup_hooks(), shared_records.bind, start_record_events],
+        build_state=build_state,
         depends_on=("user", "llm"),
         description="The web API; the web app and public share pages are served by Flask on the same port.",
     )

@@ -1,12 +1,15 @@
 """What web_service's tests share: the stack (user_service over HTTP, web_service in-process
-or served), a browser-like client that keeps the refresh cookie, and an SSE reader."""
+or served), a browser-like client that keeps the refresh cookie, an SSE reader, and what the
+share page's tests check of a page (tests/records/test_sharing.py uses these too)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -27,6 +30,11 @@ RECORDS = "/api/v1/records"
 WEB_ORIGIN = "http://testserver"
 # What a test waits for at most; only a bug makes it wait that long.
 PATIENCE = 20.0
+# The share page's Content-Security-Policy: no script, no inline style, nothing from elsewhere.
+SHARE_PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 _UNSET: Any = object()
 
@@ -248,3 +256,56 @@ async def nothing_more(reader: EventReader) -> None:
     """Two heartbeats pass with no event in between: nothing else was coming."""
     assert await reader.events_until_ping() == []
     assert await reader.events_until_ping() == []
+
+
+# -- the share page ------------------------------------------------------------------------
+
+
+class Elements(HTMLParser):
+    """Every element of a page with its attributes, and its text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {name: value or "" for name, value in attrs}))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def tags(self, name: str) -> list[dict[str, str]]:
+        return [attrs for tag, attrs in self.elements if tag == name]
+
+    @property
+    def all_text(self) -> str:
+        return "".join(self.text)
+
+
+def assert_inert(html: str) -> Elements:
+    """No script element, no event-handler attribute, no script URL anywhere in `html`."""
+    page = Elements(html)
+    names = {tag for tag, _ in page.elements}
+    assert not names & {"script", "iframe", "object", "embed", "svg"}, names
+    for tag, attrs in page.elements:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name, value)
+            if name in {"href", "src", "action", "formaction", "xlink:href"}:
+                scheme = re.sub(r"[\s\x00-\x1f]", "", value).lower()
+                assert not scheme.startswith(("javascript:", "vbscript:", "data:text")), (tag, name, value)
+    return page
+
+
+async def page_is_gone(web: httpx.AsyncClient, url: str) -> None:
+    """The share page at `url` answers the "no such link" page, under the page's CSP."""
+    response = await web.get(url)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "这个链接不存在或已失效" in response.text
+    assert response.headers["content-security-policy"] == SHARE_PAGE_CSP

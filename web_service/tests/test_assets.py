@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,11 @@ ASSETS = f"/assets/{VERSION}"
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """SQLite only: nothing here depends on the database."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'jilu.db'}"
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """SQLite only (a copy of the migrated template): nothing here depends on the database."""
+    path = tmp_path / "jilu.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from common.cache.embedded import EmbeddedRedis
 from common.records.events import RECORD_EVENTS_STREAM
 from tests.support import app_client, assert_error, async_wait_until, free_port
 from web_service.app.config import WebSettings
+from web_service.app.deps import web_state
 from web_service.app.events.entries import RecordEvent, Reset
 from web_service.app.events.hub import MAX_STREAMS_PER_OWNER, RecordEventHub
 from web_service.app.main import create_app as create_web_app
@@ -176,7 +177,7 @@ async def test_an_owner_holds_at_most_ten_streams(web_stack: WebStack, web: http
     await web_stack.register("alice")
     await web_stack.register("bob")
     alice, bob = await web_stack.token("alice"), await web_stack.token("bob")
-    hub: RecordEventHub = web_stack.app.state.record_events
+    hub: RecordEventHub = web_state(web_stack.app).record_events
     async with contextlib.AsyncExitStack() as streams:
         for _ in range(MAX_STREAMS_PER_OWNER):
             await streams.enter_async_context(open_events(web, alice))
@@ -235,7 +236,7 @@ async def test_a_dropped_reader_connection_is_resumed_without_missing_anything(
 ) -> None:
     await web_stack.register("alice")
     alice = await web_stack.token("alice")
-    hub: RecordEventHub = web_stack.app.state.record_events
+    hub: RecordEventHub = web_state(web_stack.app).record_events
     name = hub.redis.connection_pool.connection_kwargs["client_name"]  # (its client lives on the server's loop)
     async with open_events(web, alice) as events:
         assert (await events.next()) is not None
@@ -274,7 +275,7 @@ async def test_redis_down_is_503(make_settings: Callable[..., Any], migrated_dat
     )
     app = create_web_app(settings)
     async with app_client(app) as client:
-        token = app.state.tokens.issue("access", str(uuid.uuid4()), uuid.uuid4().hex, ("read", "write")).token
+        token = web_state(app).tokens.issue("access", str(uuid.uuid4()), uuid.uuid4().hex, ("read", "write")).token
         assert_error(await client.get(EVENTS, headers=bearer(token)), 503, "service_unavailable")
 
 

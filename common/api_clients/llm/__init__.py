@@ -1,6 +1,6 @@
 """LLM providers over the OpenAI-compatible wire format: the client, its errors, circuit
-breakers, the SSRF guard for configurable base URLs, provider presets, and defensive
-parsing of model output."""
+breakers, the SSRF guard for configurable base URLs and provider presets. Reading what a
+model wrote is llm_service's business (`llm_service.app.analysis.parsing`)."""
 
 from common.api_clients.llm.breaker import BreakerRegistry, CircuitBreaker, breakers
 from common.api_clients.llm.client import OpenAICompatibleClient, create_llm_http_client
@@ -18,7 +18,6 @@ from common.api_clients.llm.errors import (
     ProviderTooLarge,
     ProviderUnauthorized,
 )
-from common.api_clients.llm.parsing import AnalysisResult, extract_json, parse_analysis
 from common.api_clients.llm.presets import PRESETS, ProviderPreset, get_preset, list_presets
 from common.api_clients.llm.results import ChatCompletion, ChatMessage, StreamDelta, TokenUsage
 from common.api_clients.llm.ssrf import GuardedTransport, UnsafeBaseURL, check_base_url, ensure_allowed
@@ -26,7 +25,6 @@ from common.api_clients.llm.ssrf import GuardedTransport, UnsafeBaseURL, check_b
 __all__ = [
     "ERROR_CLASSES",
     "PRESETS",
-    "AnalysisResult",
     "BreakerRegistry",
     "ChatCompletion",
     "ChatMessage",
@@ -52,8 +50,6 @@ __all__ = [
     "check_base_url",
     "create_llm_http_client",
     "ensure_allowed",
-    "extract_json",
     "get_preset",
     "list_presets",
-    "parse_analysis",
 ]

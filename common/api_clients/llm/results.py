@@ -12,11 +12,14 @@ ChatMessage = Mapping[str, str]
 
 @dataclass(frozen=True)
 class TokenUsage:
+    """Tokens a call used, as the provider reported them (0 when it did not): what the
+    client returns and what llm_service's providers and budgets count."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
     @property
-    def total_tokens(self) -> int:
+    def total(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     @classmethod

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from common.deps import PortBaseUrlDep, SettingsDep
 from common.errors import NotFound
-from common.public_urls import port_base_url
 from common.security.keys import sign, verify_signature
 
 PURPOSE = "attachment-url"
@@ -91,10 +91,9 @@ class AttachmentLinks:
         return self.base_url + signed_path(self.secret, attachment_id, variant, owner_id, expires)
 
 
-def attachment_links(request: Request) -> AttachmentLinks:
+async def attachment_links(settings: SettingsDep, base_url: PortBaseUrlDep) -> AttachmentLinks:
     """A dependency: the signed, absolute attachment URLs of this response, for the port that answered."""
-    settings = request.app.state.settings
-    return AttachmentLinks(port_base_url(request), settings.secret, settings.attachment_url_seconds)
+    return AttachmentLinks(base_url, settings.secret, settings.attachment_url_seconds)
 
 
 AttachmentLinksDep = Annotated[AttachmentLinks, Depends(attachment_links)]

@@ -11,28 +11,25 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from common.bodies import own_size_cap
-from common.deps import RedisDep, SessionDep, SettingsDep
-from common.errors import (
-    BadRequest,
-    Conflict,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    ServiceUnavailable,
-    Unauthorized,
-    Unprocessable,
-    UnsupportedMediaType,
-    error_responses,
+from common.deps import (
+    CurrentUser,
+    RateLimiterDep,
+    RedisDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    WriteSessionmakerDep,
 )
+from common.errors import Conflict, NotFound, RateLimited, ServiceUnavailable, Unauthorized, error_responses
 from common.records import purge
 from common.records.attachments import links, service
 from common.records.attachments.sniff import AUDIO_TYPES, IMAGE_TYPES, PDF_TYPE
+from common.records.attachments.staging import stage_upload
 from common.records.attachments.storage import AttachmentStorage
-from common.records.attachments.upload import receive_upload
 from common.records.models import Attachment
 from common.records.schemas import AttachmentUploaded
 from common.records.views import attachment_public
-from common.security import CurrentUser
+from common.uploads import RECEIVE_ERRORS, file_body
 
 router = APIRouter(
     prefix="/api/v1", tags=["attachments"], responses=error_responses(Unauthorized, NotFound, ServiceUnavailable)
@@ -48,21 +45,6 @@ UPLOAD_RATE = "120/minute"
 INLINE_TYPES = IMAGE_TYPES | AUDIO_TYPES | {PDF_TYPE}
 THUMBNAIL_TYPE = "image/jpeg"
 BEARER_CACHE = "private, no-cache"  # keep a copy, but ask (If-None-Match) before using it
-
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
 
 
 def content_disposition(disposition: str, filename: str | None) -> str:
@@ -115,16 +97,16 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/records/{record_id}/attachments",
     status_code=status.HTTP_201_CREATED,
     response_model=AttachmentUploaded,
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra=file_body("the file: an image, audio, a PDF or UTF-8 text, at most `JILU_MAX_UPLOAD_MB`"),
     responses={
         201: {
             "description": "the attachment, and the record's new version",
             "headers": {"ETag": {"description": 'the record\'s new version, e.g. "4"', "schema": {"type": "string"}}},
         },
-        **error_responses(BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType, Unprocessable, RateLimited),
+        **error_responses(Conflict, RateLimited, *RECEIVE_ERRORS),
     },
 )
-@own_size_cap  # streamed by receive_upload, capped at JILU_MAX_UPLOAD_MB
+@own_size_cap  # streamed by stage_upload (common.uploads), capped at JILU_MAX_UPLOAD_MB
 async def upload_attachment(
     record_id: str,
     request: Request,
@@ -133,6 +115,8 @@ async def upload_attachment(
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
+    limiter: RateLimiterDep,
+    sessionmaker: SessionmakerDep,
     urls: links.AttachmentLinksDep,
     device: DeviceId = None,
 ) -> AttachmentUploaded:
@@ -142,10 +126,10 @@ async def upload_attachment(
     UTF-8 text; anything else is refused with 415. Images get a thumbnail. The record moves
     to a new version, as with any edit: the answer's `record_version` and `ETag` carry it,
     and `/api/v1/sync/changes` shows the record with its new `attachments`."""
-    await request.app.state.rate_limiter.check(UPLOAD_RATE, "upload", user.id)
-    await service.ensure_record(request.app.state.sessionmaker, user.id, record_id)
+    await limiter.check(UPLOAD_RATE, "upload", user.id)
+    await service.ensure_record(sessionmaker, user.id, record_id)
     storage = AttachmentStorage(settings.data_dir)
-    staged = await receive_upload(request, storage, settings.max_upload_mb * 1024 * 1024)
+    staged = await stage_upload(request, storage, settings.max_upload_mb * 1024 * 1024)
     try:
         await service.add_thumbnail(storage, staged)
         attachment, record = await service.attach(session, redis, storage, user.id, record_id, staged, device_id=device)
@@ -183,6 +167,8 @@ async def download_signed(
     variant: links.Variant,
     request: Request,
     session: SessionDep,
+    redis: RedisDep,
+    sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     owner: Annotated[str, Query(max_length=64, description="the owner the link was signed for")],
     expires: Annotated[int, Query(ge=0, description="Unix time after which the link is refused")],
@@ -199,9 +185,8 @@ async def download_signed(
     links.check(settings.secret, attachment_id, variant, owner, expires, sig, now)
     storage = AttachmentStorage(settings.data_dir)
     thumbnail = variant == "thumb"
-    state = request.app.state
     attachment, path = await service.file_for_link(
-        state.redis, state.sessionmaker, session, storage, owner, attachment_id, thumbnail=thumbnail
+        redis, sessionmaker, session, storage, owner, attachment_id, thumbnail=thumbnail
     )
     cache_control = f"private, max-age={max(0, int(expires - now))}"
     return await send_file(request, attachment, path, thumbnail=thumbnail, cache_control=cache_control)
@@ -210,11 +195,11 @@ async def download_signed(
 @router.delete("/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_attachment(
     attachment_id: str,
-    request: Request,
     user: CurrentUser,
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
+    write_sessionmaker: WriteSessionmakerDep,
     background: BackgroundTasks,
     device: DeviceId = None,
 ) -> Response:
@@ -223,7 +208,7 @@ async def delete_attachment(
     sha256 = await service.remove(session, redis, user.id, attachment_id, device_id=device)
     # Runs after the commit: a file is only deleted once its last row is gone for good.
     storage = AttachmentStorage(settings.data_dir)
-    background.add_task(service.collect_unreferenced, request.app.state.write_sessionmaker, storage, user.id, [sha256])
+    background.add_task(service.collect_unreferenced, write_sessionmaker, storage, user.id, [sha256])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -232,11 +217,11 @@ async def delete_attachment(
 )
 async def purge_record(
     record_id: str,
-    request: Request,
     user: CurrentUser,
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
+    write_sessionmaker: WriteSessionmakerDep,
     background: BackgroundTasks,
 ) -> Response:
     """Delete a record of yours for good, now rather than after `JILU_TRASH_DAYS`: only a
@@ -245,5 +230,5 @@ async def purge_record(
     shas = await purge.purge_owned(session, redis, user.id, record_id)
     if shas:
         storage = AttachmentStorage(settings.data_dir)
-        background.add_task(service.collect_unreferenced, request.app.state.write_sessionmaker, storage, user.id, shas)
+        background.add_task(service.collect_unreferenced, write_sessionmaker, storage, user.id, shas)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -30,12 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.database.session import transaction
 from common.errors import Conflict, NotFound, ServiceUnavailable
 from common.records.attachments.links import NOT_VALID
+from common.records.attachments.staging import StagedFile
 from common.records.attachments.storage import AttachmentStorage
 from common.records.attachments.thumbnails import make_thumbnail
-from common.records.attachments.upload import StagedFile
 from common.records.crud import get_owned, owned_attachments, record_policy, scoped_attachments
 from common.records.models import Attachment, Record
-from common.records.service import record_changed
+from common.records.writer import RecordWriter
 from common.security.auth import account_standing
 
 MAX_ATTACHMENTS_PER_RECORD = 50
@@ -100,15 +100,9 @@ async def attach(
         created_at=datetime.now(UTC),
     )
     record.attachments.append(attachment)
-    _bump(record, device_id)
-    await record_changed(session, redis, record, "updated")
+    await RecordWriter(session, redis).touch(record, "updated", device_id=device_id)
     await anyio.to_thread.run_sync(_place, storage, owner_id, staged)
     return attachment, record
-
-
-def _bump(record: Record, device_id: str | None) -> None:
-    record.version += 1
-    record.device_id = device_id
 
 
 async def _owned_live_attachment(session: AsyncSession, owner_id: str, attachment_id: str) -> Attachment:
@@ -191,8 +185,7 @@ async def remove(
     if record is None:
         raise NotFound("no such attachment")
     record.attachments.remove(attachment)  # delete-orphan: the row goes at the flush
-    _bump(record, device_id)
-    await record_changed(session, redis, record, "updated")
+    await RecordWriter(session, redis).touch(record, "updated", device_id=device_id)
     return attachment.sha256
 
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Response, status
 
-from common.deps import RedisDep, SessionDep
+from common.deps import ClientAddressDep, CurrentUser, RateLimiterDep, RedisDep, SessionDep, WebBaseUrlDep
 from common.errors import NotFound, RateLimited, ServiceUnavailable, Unauthorized, error_responses
-from common.public_urls import web_base_url
 from common.records.schemas import PublicRecord, ShareLink
 from common.records.sharing import service
-from common.security import CurrentUser
-from common.security.client_address import client_address
 
 router = APIRouter(prefix="/api/v1", tags=["sharing"], responses=error_responses(ServiceUnavailable))
 
@@ -26,11 +23,11 @@ Slug = Annotated[str, Path(max_length=200, description="the slug of a share link
     response_model=ShareLink,
     responses=error_responses(Unauthorized, NotFound),
 )
-async def read_share(record_id: str, request: Request, user: CurrentUser, session: SessionDep) -> ShareLink:
+async def read_share(record_id: str, user: CurrentUser, session: SessionDep, web_base_url: WebBaseUrlDep) -> ShareLink:
     """The public link of one of your records, as sharing it answered. 404 when the record is
     not shared (or not yours); reading never makes a link — `POST` does. `url` is absolute,
     on the web port (`JILU_PUBLIC_WEB_URL`) whichever port you asked."""
-    return await service.current_link(session, user.id, record_id, web_base_url(request))
+    return await service.current_link(session, user.id, record_id, web_base_url)
 
 
 @router.post(
@@ -43,12 +40,17 @@ async def read_share(record_id: str, request: Request, user: CurrentUser, sessio
     },
 )
 async def share_record(
-    record_id: str, request: Request, user: CurrentUser, session: SessionDep, redis: RedisDep, response: Response
+    record_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    redis: RedisDep,
+    web_base_url: WebBaseUrlDep,
+    response: Response,
 ) -> ShareLink:
     """Make a public link to one of your records; anyone with the link can read it without
     logging in. Sharing a shared record again answers 200 with the same link. `url` is
     absolute, on the web port (`JILU_PUBLIC_WEB_URL`) whichever port you asked."""
-    link, created = await service.share(session, redis, user.id, record_id, web_base_url(request))
+    link, created = await service.share(session, redis, user.id, record_id, web_base_url)
     if not created:
         response.status_code = status.HTTP_200_OK
     return link
@@ -67,10 +69,12 @@ async def revoke_share(record_id: str, user: CurrentUser, session: SessionDep, r
 
 
 @router.get("/public/{slug}", response_model=PublicRecord, responses=error_responses(NotFound, RateLimited))
-async def read_shared_record(slug: Slug, request: Request, session: SessionDep, response: Response) -> PublicRecord:
+async def read_shared_record(
+    slug: Slug, session: SessionDep, limiter: RateLimiterDep, client: ClientAddressDep, response: Response
+) -> PublicRecord:
     """A shared record, without login: its kind, title, content, tags and dates only.
     Unknown, revoked and deleted links all answer 404."""
-    await service.count_public_read(request.app.state.rate_limiter, client_address(request))
+    await service.count_public_read(limiter, client)
     record = await service.shared_record(session, slug)
     if record is None:
         raise NotFound("no such link", headers=PUBLIC_HEADERS)

@@ -19,8 +19,8 @@ from common.errors import NotFound
 from common.records.crud import get_owned
 from common.records.models import Record
 from common.records.schemas import PublicRecord, ShareLink
-from common.records.service import record_changed
 from common.records.views import public_view
+from common.records.writer import RecordWriter
 from common.security.rate_limit import RateLimiter
 
 SLUG_BYTES = 24  # 192 bits of randomness; the contract asks for at least 128
@@ -66,8 +66,7 @@ async def share(
     if record.share_slug is not None:
         return share_link(record.share_slug, web_base_url), False
     record.share_slug = new_slug()
-    _bump(record)
-    await record_changed(session, redis, record, "updated")
+    await _touch(session, redis, record)
     return share_link(record.share_slug, web_base_url), True
 
 
@@ -77,14 +76,12 @@ async def revoke(session: AsyncSession, redis: Redis, owner_id: str, record_id: 
     if record.share_slug is None:
         return
     record.share_slug = None
-    _bump(record)
-    await record_changed(session, redis, record, "updated")
+    await _touch(session, redis, record)
 
 
-def _bump(record: Record) -> None:
-    record.version += 1
+async def _touch(session: AsyncSession, redis: Redis, record: Record) -> None:
     # No device made this change, so every device's sync picks it up.
-    record.device_id = None
+    await RecordWriter(session, redis).touch(record, "updated", device_id=None)
 
 
 async def shared_record(session: AsyncSession, slug: str) -> PublicRecord | None:

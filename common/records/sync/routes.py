@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from common.deps import RedisDep, SessionDep
+from common.deps import CurrentUser, RedisDep, SessionDep
 from common.errors import ServiceUnavailable, Unauthorized, Unprocessable, error_responses
 from common.records.attachments.links import AttachmentLinksDep
 from common.records.routes import DeviceId
 from common.records.schemas import SyncChanges, SyncCursorAheadError, SyncPush, SyncPushResult
 from common.records.sync import service
-from common.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1/sync", tags=["sync"], responses=error_responses(Unauthorized, ServiceUnavailable))
 

@@ -44,6 +44,7 @@ from common.records.schemas import (
     SyncResult,
 )
 from common.records.views import change_view, record_public, tombstone
+from common.records.writer import RecordWriter
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -256,9 +257,7 @@ class _Pusher:
         return SyncResult(id=item.id, status="applied", record=change_view(record, self.links))
 
     async def _leave_fingerprint(self, record: Record, fingerprint: str) -> None:
-        record.push_fingerprint = fingerprint
-        record.device_id = self.device
-        await self.session.flush()
+        await RecordWriter(self.session, self.redis).mark_pushed(record, fingerprint, self.device)
 
 
 def _data_of(item: SyncPushItem) -> dict[str, Any]:

@@ -25,9 +25,9 @@ from pydantic import ValidationError
 
 from common.errors import PayloadTooLarge, Unprocessable
 from common.records.attachments.sniff import Sniffer
+from common.records.attachments.staging import StagedFile
 from common.records.attachments.storage import AttachmentStorage
 from common.records.attachments.thumbnails import THUMBNAIL_SOURCES, write_thumbnail
-from common.records.attachments.upload import StagedFile
 from common.records.transfer.schemas import ArchivedRecord, archived_records
 
 RECORDS_JSON = "records.json"

@@ -6,26 +6,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from common.bodies import own_size_cap
-from common.deps import RedisDep, SessionDep, SettingsDep
-from common.errors import (
-    BadRequest,
-    Conflict,
-    PayloadTooLarge,
-    ServiceUnavailable,
-    Unauthorized,
-    Unprocessable,
-    error_responses,
-)
-from common.records.attachments.storage import AttachmentStorage
+from common.deps import CurrentUser, RedisDep, SessionDep, SettingsDep
+from common.errors import Conflict, ServiceUnavailable, Unauthorized, error_responses
+from common.records.attachments.storage import AttachmentStorage, discard
 from common.records.schemas import ImportReport
 from common.records.transfer import service
 from common.records.transfer.archive import ImportLimits
-from common.records.transfer.upload import multipart_body, read_file_field
-from common.security import CurrentUser
+from common.uploads import RECEIVE_ERRORS, file_body, receive_file
 
 router = APIRouter(prefix="/api/v1", tags=["export"], responses=error_responses(Unauthorized, ServiceUnavailable))
 
@@ -59,10 +51,10 @@ async def export_records(user: CurrentUser, session: SessionDep, settings: Setti
 @router.post(
     "/import",
     response_model=ImportReport,
-    responses=error_responses(BadRequest, Conflict, PayloadTooLarge, Unprocessable),
-    openapi_extra=multipart_body("file", "a zip made by GET /api/v1/export"),
+    responses=error_responses(Conflict, *RECEIVE_ERRORS),
+    openapi_extra=file_body("a zip made by GET /api/v1/export, at most 10 × `JILU_MAX_UPLOAD_MB`"),
 )
-@own_size_cap  # streamed by read_file_field, capped at 10 × JILU_MAX_UPLOAD_MB
+@own_size_cap  # streamed by receive_file (common.uploads), capped at 10 × JILU_MAX_UPLOAD_MB
 async def import_records(
     request: Request, user: CurrentUser, session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> ImportReport:
@@ -71,9 +63,11 @@ async def import_records(
     (`renamed`); ids the caller already has are `skipped`, so importing twice adds nothing.
     A bad archive (not a zip, no records.json, unsafe paths, too large unpacked) changes nothing."""
     limits = ImportLimits.for_upload_cap(settings.max_upload_mb)
-    upload = await read_file_field(request, "file", limits.archive_bytes)
+    storage = AttachmentStorage(settings.data_dir)
+    temp = await anyio.to_thread.run_sync(storage.new_temp_path)
+    received = await receive_file(request, temp, limits.archive_bytes)
     try:
-        storage = AttachmentStorage(settings.data_dir)
-        return await service.import_archive(session, redis, user.id, upload.file, storage, limits)
+        with await anyio.to_thread.run_sync(received.path.open, "rb") as archive:
+            return await service.import_archive(session, redis, user.id, archive, storage, limits)
     finally:
-        await upload.close()
+        discard(received.path)

@@ -6,7 +6,7 @@ is), and not at all when the caller already has it. New ids are derived from the
 the archived id, so importing the same archive twice adds nothing either way.
 
 The archive is checked in full, and its attachments staged in `uploads/tmp/`, before the
-database is touched; each record then goes through `record_changed`, so the change feed,
+database is touched; each record then goes through `RecordWriter.insert`, so the change feed,
 tags, search index and event stream all learn of it. The files are placed under their
 content locks once the rows are written, as an upload's are (see `attachments.service`),
 so no file is collected under an import about to refer to it.
@@ -28,16 +28,17 @@ from common.database.base import utcnow
 from common.database.ids import new_id
 from common.errors import Conflict
 from common.records.attachments.service import lock_content
+from common.records.attachments.staging import StagedFile
 from common.records.attachments.storage import AttachmentStorage
-from common.records.attachments.upload import StagedFile, clean_filename
-from common.records.crud import next_change_seq, owned_records
+from common.records.crud import owned_records
 from common.records.models import Attachment, Record
 from common.records.schemas import ImportReport
-from common.records.service import record_changed
 from common.records.transfer import archive
 from common.records.transfer.archive import ImportLimits
 from common.records.transfer.schemas import ArchivedRecord
 from common.records.views import record_public
+from common.records.writer import RecordWriter
+from common.uploads import clean_filename
 
 RENAMED_ID_NAMESPACE = uuid.UUID("6f1c0a52-5d4e-4c1b-9a57-3c8e2f0b7d19")
 INSERT_ATTEMPTS = 3
@@ -145,13 +146,8 @@ class _Restore:
     async def _insert(self, record_id: str, item: ArchivedRecord) -> bool:
         record = self._new_record(record_id, item)
         try:
-            async with self.session.begin_nested():
-                # As `service.create` does: a new record takes its change number before its
-                # INSERT and is flushed before `record_changed` writes rows that refer to it.
-                record.change_seq = await next_change_seq(self.session, self.owner_id)
-                self.session.add(record)
-                await self.session.flush()
-                await record_changed(self.session, self.redis, record, "created")
+            # No device made it: every device's sync picks it up.
+            await RecordWriter(self.session, self.redis).insert(record, device_id=None)
         except IntegrityError:
             return False
         return True
@@ -182,7 +178,5 @@ class _Restore:
             created_at=created_at,
             updated_at=item.updated_at or created_at,
             ai_opt_out=item.ai_opt_out,
-            ai_status="skipped" if item.ai_opt_out else "pending",
-            version=1,
             attachments=attachments,
         )

@@ -6,12 +6,10 @@ from typing import Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel
-from sqlalchemy import update
 
 from common.errors import Conflict, NotFound, Unauthorized, error_responses
 from common.records.crud import get_owned
-from common.records.events import publish_record_event
-from common.records.models import Record
+from common.records.writer import RecordWriter
 from llm_service.app.deps import CurrentUser, RedisDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/records", tags=["analysis"], responses=error_responses(Unauthorized))
@@ -36,7 +34,5 @@ async def analyze(record_id: str, user: CurrentUser, session: SessionDep, redis:
         raise NotFound("no such record")
     if record.ai_opt_out:
         raise Conflict("this record opted out of AI processing")
-    await session.execute(update(Record).where(Record.id == record.id).values(ai_status="pending", ai_error=None))
-    record.ai_status = "pending"
-    await publish_record_event(redis, "updated", record)
+    await RecordWriter(session, redis).request_analysis(record)
     return AnalysisQueued(id=record.id, status="pending")

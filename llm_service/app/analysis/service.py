@@ -9,31 +9,25 @@ device's pending edit stays valid).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.database import transaction
+from common.database import Sessions, transaction
 from common.errors import ServiceUnavailable
-from common.records.crud import next_change_seq
 from common.records.events import publish_record_event
-from common.records.models import Record, RecordTag
+from common.records.models import Record
+from common.records.service import tag_counts
+from common.records.writer import RecordWriter
 from llm_service.app.budgets import BudgetGuard
-from llm_service.app.providers.base import Provider, SourceRecord
+from llm_service.app.providers.base import Provider, source_of
 from llm_service.app.providers.text import detect_language
 
 logger = logging.getLogger("jilu.analysis")
 
 EXISTING_TAGS_CONSIDERED = 50
-
-
-@dataclass(frozen=True)
-class Sessions:
-    read: async_sessionmaker[AsyncSession]
-    write: async_sessionmaker[AsyncSession]
 
 
 class Outcome(Enum):
@@ -42,45 +36,24 @@ class Outcome(Enum):
     NOT_YET = "not_yet"  # the event is ahead of the committed record: try again later
 
 
-def source_of(record: Record) -> SourceRecord:
-    return SourceRecord(
-        id=record.id,
-        kind=record.kind,
-        title=record.title,
-        content=record.content,
-        tags=tuple(record.tags or ()),
-        occurred_at=record.occurred_at,
-    )
-
-
 async def _existing_tags(session: AsyncSession, owner_id: str) -> tuple[str, ...]:
-    count = func.count().label("n")
-    statement = (
-        select(RecordTag.name, count)
-        .where(RecordTag.owner_id == owner_id)
-        .group_by(RecordTag.name)
-        .order_by(count.desc(), RecordTag.name)
-        .limit(EXISTING_TAGS_CONSIDERED)
-    )
-    return tuple(name for name, _ in (await session.execute(statement)).all())
+    """The owner's most used tags, which the provider prefers to coining new ones."""
+    return tuple(tag.name for tag in await tag_counts(session, owner_id, limit=EXISTING_TAGS_CONSIDERED))
 
 
-async def _set_status(
-    sessionmaker: async_sessionmaker[AsyncSession], record: Record, values: dict[str, object], events: Redis
+async def _write(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    record: Record,
+    events: Redis,
+    write: Callable[[RecordWriter], Awaitable[bool]],
+    *,
+    final: bool,
 ) -> bool:
-    """Write `values` onto `record` if it is still at the same version; for the final states
-    bump its change number and, once committed, announce an `analyzed` event. False when the
-    record moved on."""
-    final = values.get("ai_status") in ("done", "failed")
+    """Run `write` (a `RecordWriter` analysis write onto `record` as of its version) in its
+    own transaction; once a final state is committed, announce it as `analyzed`. False when
+    the record moved on."""
     async with transaction(sessionmaker) as session:
-        if final:
-            values = {**values, "change_seq": await next_change_seq(session, record.owner_id)}
-        result = await session.execute(
-            update(Record)
-            .where(Record.id == record.id, Record.version == record.version, Record.is_deleted.is_(False))
-            .values(**values)
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if not await write(RecordWriter(session, events)):
             await session.rollback()
             return False
     if final:
@@ -123,23 +96,18 @@ async def analyze_record(
     meter = budgets if provider.is_remote else None  # the offline provider is free
     if meter is not None:
         await meter.ensure_allowed(record.owner_id)
-    if not await _set_status(sessions.write, record, {"ai_status": "running", "ai_error": None}, events):
+    if not await _write(sessions.write, record, events, lambda writer: writer.start_analysis(record), final=False):
         return Outcome.SKIPPED
     language = detect_language(f"{record.title or ''}\n{record.content}")
     analysis, usage = await provider.analyze(source_of(record), existing, language)
     if meter is not None:
         await meter.record(record.owner_id, usage.total)
-    written = await _set_status(
+    written = await _write(
         sessions.write,
         record,
-        {
-            "ai_status": "done",
-            "ai_title": analysis.title[:200],
-            "ai_summary": analysis.summary,
-            "ai_tags": list(analysis.tags),
-            "ai_error": None,
-        },
         events,
+        lambda writer: writer.set_ai_result(record, title=analysis.title, summary=analysis.summary, tags=analysis.tags),
+        final=True,
     )
     logger.info("analysed record %s v%s with %s (%s tokens)", record_id, version, provider.name, usage.total)
     return Outcome.DONE if written else Outcome.SKIPPED
@@ -150,4 +118,6 @@ async def mark_failed(sessions: Sessions, events: Redis, record_id: str, version
     async with sessions.read() as session:
         record = await session.get(Record, record_id)
     if record is not None and record.version == version:
-        await _set_status(sessions.write, record, {"ai_status": "failed", "ai_error": error_class[:200]}, events)
+        await _write(
+            sessions.write, record, events, lambda writer: writer.set_ai_failure(record, error_class), final=True
+        )

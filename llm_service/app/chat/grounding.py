@@ -19,8 +19,7 @@ from common.database import utcnow
 from common.records.models import Record
 from common.records.search import SearchFilters, parse_query, ranked_records
 from common.users.models import User
-from llm_service.app.analysis.service import source_of
-from llm_service.app.providers.base import ChatContext, ChatTurn, Language, SourceRecord
+from llm_service.app.providers.base import ChatContext, ChatTurn, Language, SourceRecord, source_of
 from llm_service.app.providers.text import detect_language, words
 
 RECORDS_IN_CONTEXT = 6

@@ -7,9 +7,9 @@ Conversations are listed by last use, newest first, kept and ephemeral ones toge
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Response, status
 from fastapi.responses import StreamingResponse
 
 from common.api_clients.llm.errors import ProviderError, ProviderTimeout
@@ -23,20 +23,11 @@ from llm_service.app.chat.schemas import (
     ConversationUpdate,
     MessageCreate,
 )
-from llm_service.app.chat.service import ChatService
-from llm_service.app.deps import CurrentUser, SessionDep
+from llm_service.app.deps import ChatDep, CurrentUser, SessionDep
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"], responses=error_responses(Unauthorized))
 
 MESSAGES_PAGE = 50
-
-
-def chat_service(request: Request) -> ChatService:
-    chat: ChatService = request.app.state.chat  # one per process, made at start-up
-    return chat
-
-
-Chat = Annotated[ChatService, Depends(chat_service)]
 
 # Streamed or not, a question answers 201: it creates a message (the stream's `done` event
 # carries it). The status is sent before the answer is known, so a provider failing mid-stream
@@ -53,7 +44,7 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 @router.get("/conversations", response_model=Page[ConversationPublic], responses=error_responses(BadRequest))
 async def list_conversations(
-    user: CurrentUser, session: SessionDep, chat: Chat, limit: PageLimit = 50, cursor: PageCursor = None
+    user: CurrentUser, session: SessionDep, chat: ChatDep, limit: PageLimit = 50, cursor: PageCursor = None
 ) -> Page[ConversationPublic]:
     """The caller's conversations by last use, newest first: kept ones and the ephemeral ones
     that have not expired."""
@@ -67,7 +58,7 @@ async def list_conversations(
     responses=error_responses(Conflict),
 )
 async def create_conversation(
-    data: ConversationCreate, user: CurrentUser, session: SessionDep, chat: Chat
+    data: ConversationCreate, user: CurrentUser, session: SessionDep, chat: ChatDep
 ) -> ConversationPublic:
     """Start a conversation. An `ephemeral` one is kept only in Redis and is gone after
     `JILU_CHAT_TTL` seconds without use; an untitled one is named after its first question."""
@@ -83,7 +74,7 @@ async def get_conversation(
     conversation_id: str,
     user: CurrentUser,
     session: SessionDep,
-    chat: Chat,
+    chat: ChatDep,
     limit: PageLimit = MESSAGES_PAGE,
     cursor: PageCursor = None,
 ) -> ConversationDetail:
@@ -103,7 +94,7 @@ async def list_messages(
     conversation_id: str,
     user: CurrentUser,
     session: SessionDep,
-    chat: Chat,
+    chat: ChatDep,
     limit: PageLimit = MESSAGES_PAGE,
     cursor: PageCursor = None,
 ) -> Page[ChatMessagePublic]:
@@ -116,7 +107,7 @@ async def list_messages(
     "/conversations/{conversation_id}", response_model=ConversationPublic, responses=error_responses(NotFound)
 )
 async def rename_conversation(
-    conversation_id: str, data: ConversationUpdate, user: CurrentUser, session: SessionDep, chat: Chat
+    conversation_id: str, data: ConversationUpdate, user: CurrentUser, session: SessionDep, chat: ChatDep
 ) -> ConversationPublic:
     """Rename the conversation."""
     ref = await chat.find(session, user.id, conversation_id)
@@ -129,7 +120,7 @@ async def rename_conversation(
     response_class=Response,
     responses=error_responses(NotFound),
 )
-async def delete_conversation(conversation_id: str, user: CurrentUser, session: SessionDep, chat: Chat) -> Response:
+async def delete_conversation(conversation_id: str, user: CurrentUser, session: SessionDep, chat: ChatDep) -> Response:
     """Delete the conversation and all its messages."""
     ref = await chat.find(session, user.id, conversation_id)
     await chat.delete(session, ref)
@@ -142,7 +133,7 @@ async def delete_conversation(conversation_id: str, user: CurrentUser, session: 
     response_model=ChatMessagePublic,
     responses={**_STREAM_RESPONSE, **error_responses(NotFound, RateLimited, ProviderError, ProviderTimeout)},
 )
-async def ask(conversation_id: str, data: MessageCreate, user: CurrentUser, chat: Chat) -> Any:
+async def ask(conversation_id: str, data: MessageCreate, user: CurrentUser, chat: ChatDep) -> Any:
     """Ask a question. The answer is grounded in the caller's own records (searched with the
     question) and memories, and cites only records it was given; records that opted out of
     AI never reach a remote provider. Without `stream`: 201 with the stored assistant

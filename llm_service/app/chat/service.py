@@ -24,19 +24,25 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.api_clients.llm.errors import ProviderBadResponse, ProviderTimeout
-from common.database import transaction
+from common.api_clients.llm.results import TokenUsage
+from common.database import Sessions, transaction
 from common.errors import Conflict, JiluError, NotFound
 from common.pagination import Page, decode_cursor
+from common.security.rate_limit import RateLimiter
+from llm_service.app.budgets import BudgetGuard
 from llm_service.app.chat import store
 from llm_service.app.chat.ephemeral import MAX_EPHEMERAL_PER_USER, EphemeralStore
 from llm_service.app.chat.grounding import build_context, find_sources
 from llm_service.app.chat.schemas import ChatMessagePublic, ConversationCreate, ConversationPublic
 from llm_service.app.chat.store import ConversationRef, NewTurn, StoredMessage
+from llm_service.app.config import LlmSettings
 from llm_service.app.memories.from_chat import ChatMemories
-from llm_service.app.providers.base import AnswerChunk, ChatContext, ChatTurn, Provider, Usage
+from llm_service.app.providers.base import AnswerChunk, ChatContext, ChatTurn, Provider
+from llm_service.app.providers.registry import ProviderRegistry
 
 logger = logging.getLogger("jilu.chat")
 
@@ -106,18 +112,27 @@ async def _closing(iterator: AsyncIterator[AnswerChunk]) -> AsyncIterator[AsyncI
 
 
 class ChatService:
-    """One per process, made at start-up from the app's state (see `llm_service.app.main`)."""
+    """One per process, made at start-up (see `llm_service.app.main`)."""
 
-    def __init__(self, state: Any) -> None:
-        self.settings = state.settings
-        self.redis = state.redis
-        self.read_sessions = state.sessionmaker
-        self.write_sessions = state.write_sessionmaker
-        self.providers = state.providers
-        self.rate_limiter = state.rate_limiter
-        # Per-user budgets for paid providers, when the app has them.
-        self.budgets = getattr(state, "budgets", None)
-        self.memories: ChatMemories = state.chat_memories
+    def __init__(
+        self,
+        settings: LlmSettings,
+        redis: Redis,
+        sessions: Sessions,
+        providers: ProviderRegistry,
+        rate_limiter: RateLimiter,
+        memories: ChatMemories,
+        *,
+        budgets: BudgetGuard | None = None,  # per-user budgets for paid providers
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.read_sessions = sessions.read
+        self.write_sessions = sessions.write
+        self.providers = providers
+        self.rate_limiter = rate_limiter
+        self.budgets = budgets
+        self.memories = memories
         self.ephemeral = EphemeralStore(self.redis, self.settings.chat_ttl)
         self.context_cache = store.ContextCache(self.redis)
         # The longest a provider may stay silent before the answer counts as timed out.
@@ -325,7 +340,7 @@ class ChatService:
     async def _finish(self, turn: Turn, text: str, final: AnswerChunk | None) -> StoredMessage:
         """Count the tokens, then store the question and the answer together. Citations are
         only ids of records that were in the context."""
-        usage = final.usage if final is not None else Usage()
+        usage = final.usage if final is not None else TokenUsage()
         if self.budgets is not None and turn.provider.is_remote:
             try:
                 await self.budgets.record(turn.user_id, usage.total)

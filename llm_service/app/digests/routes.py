@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from common.errors import (
     NotFound,
@@ -17,8 +17,7 @@ from common.errors import (
     error_responses,
 )
 from common.pagination import Page, PageCursor, PageLimit
-from llm_service.app.analysis.service import Sessions
-from llm_service.app.deps import CurrentUser, SessionDep
+from llm_service.app.deps import BudgetsDep, CurrentUser, ProvidersDep, SessionDep, SessionsDep
 from llm_service.app.digests import service
 from llm_service.app.digests.schemas import DigestGenerate, DigestPublic, DigestUpdate, Period
 
@@ -46,16 +45,15 @@ async def list_digests(
     response_model=DigestPublic,
     responses=error_responses(NotFound, RateLimited, UpstreamError, UpstreamTimeout),
 )
-async def generate_digest(data: DigestGenerate, user: CurrentUser, request: Request) -> DigestPublic:
+async def generate_digest(
+    data: DigestGenerate, user: CurrentUser, providers: ProvidersDep, sessions: SessionsDep, budgets: BudgetsDep
+) -> DigestPublic:
     """Write the digest of a day or of a Monday-to-Sunday week (the one containing `date`,
     by default today, in the caller's time zone) from the records that occurred in it, now.
     A digest already there for that period is rewritten and keeps its read and pinned
     flags. A period that has not begun → 422; the daily budget of a remote provider used up
     → 429; a provider failure → 502 or 504."""
-    state = request.app.state
-    provider = await state.providers.for_user(user.id)
-    sessions = Sessions(read=state.sessionmaker, write=state.write_sessionmaker)
-    budgets = getattr(state, "budgets", None)
+    provider = await providers.for_user(user.id)
     digest = await service.write(sessions, provider, user.id, data.period, data.date, budgets=budgets)
     if digest is None:  # rewriting never gives way: only an account deleted meanwhile
         raise NotFound("no such user")

@@ -3,12 +3,13 @@
 Every `interval` seconds each llm_service process tries one run; Redis locks make the work
 happen once across all of them:
 
-- digests, under a run lock (`SET NX EX`, released by its holder, extended while it works):
-  for each active user with records recently, yesterday's daily digest (their local
-  yesterday) if they had records that day and have none yet, and last week's weekly digest
-  (Monday to Sunday) if they had records that week and have none yet — on Monday normally,
-  or on the first run after it when the service was down. A digest already there is never
-  rewritten, so a run that finds everything done asks no provider anything.
+- digests, under a run lock (`common.queue.RedisLock`: `SET NX EX`, released by its holder,
+  extended while it works): for each active user with records recently, yesterday's daily
+  digest (their local yesterday) if they had records that day and have none yet, and last
+  week's weekly digest (Monday to Sunday) if they had records that week and have none yet —
+  on Monday normally, or on the first run after it when the service was down. A digest
+  already there is never rewritten, so a run that finds everything done asks no provider
+  anything.
 - memory decay, once per UTC day: the first run of the day takes that day's key
   (`SET NX`, kept two days) and applies one day of decay and the expiries.
 
@@ -19,21 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import select
 
 from common.cache import cache_key
-from common.database import transaction, utcnow
+from common.database import Sessions, transaction, utcnow
+from common.queue import RedisLock
 from common.records.models import Record
 from common.users.models import User
-from llm_service.app.analysis.service import Sessions
 from llm_service.app.budgets import BudgetGuard
 from llm_service.app.config import LlmSettings
 from llm_service.app.digests import service
@@ -49,9 +48,6 @@ DECAY_KEY_SECONDS = 2 * 86400
 # Users whose records reach back this far may be due a digest (last week, any time zone).
 LOOKBACK = timedelta(days=16)
 
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-_EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
-
 ProviderFor = Callable[[str], Awaitable[Provider]]
 
 
@@ -64,33 +60,6 @@ class RunReport:
     locked_out: bool = False
     failures: int = 0
     decay: DecayResult | None = None
-
-
-class RedisLock:
-    """A lock one holder has until it releases it or `ttl` passes (if the holder dies)."""
-
-    def __init__(self, redis: Redis, key: str, ttl: int) -> None:
-        self.redis, self.key, self.ttl = redis, key, ttl
-        self.token = secrets.token_hex(16)
-
-    async def acquire(self) -> bool:
-        return bool(await self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
-
-    async def extend(self) -> bool:
-        return bool(await self.redis.eval(_EXTEND, 1, self.key, self.token, str(self.ttl)))  # type: ignore[misc]
-
-    async def release(self) -> None:
-        await self.redis.eval(_RELEASE, 1, self.key, self.token)  # type: ignore[misc]
-
-    @asynccontextmanager
-    async def held(self) -> AsyncIterator[bool]:
-        """True inside when this holder got the lock (and releases it after)."""
-        got = await self.acquire()
-        try:
-            yield got
-        finally:
-            if got:
-                await self.release()
 
 
 class Scheduler:
@@ -219,17 +188,23 @@ class Scheduler:
         return result
 
 
-async def start_scheduler(app: FastAPI, stack: AsyncExitStack) -> None:
-    """Startup hook: `app.state.scheduler`, running until the app shuts down. Needs
-    `app.state.providers` (the providers' hook runs first)."""
-    settings: LlmSettings = app.state.settings
-    app.state.scheduler = Scheduler(
-        app.state.redis,
-        Sessions(read=app.state.sessionmaker, write=app.state.write_sessionmaker),
-        lambda user_id: app.state.providers.for_user(user_id),
+async def start_scheduler(
+    settings: LlmSettings,
+    redis: Redis,
+    sessions: Sessions,
+    provider_for: ProviderFor,
+    budgets: BudgetGuard,
+    stack: AsyncExitStack,
+) -> Scheduler:
+    """At start-up: the scheduler `settings` describe, running until the app shuts down."""
+    scheduler = Scheduler(
+        redis,
+        sessions,
+        provider_for,
         interval_seconds=settings.scheduler_interval_seconds,
         lock_seconds=settings.scheduler_lock_seconds,
         decay_policy=DecayPolicy(factor=settings.memory_decay_factor, floor=settings.memory_decay_floor),
-        budgets=getattr(app.state, "budgets", None),
+        budgets=budgets,
     )
-    await app.state.scheduler.start(stack)
+    await scheduler.start(stack)
+    return scheduler

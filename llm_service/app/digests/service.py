@@ -22,17 +22,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import Digest
-from common.database import transaction, utcnow
+from common.database import Sessions, transaction, utcnow
 from common.errors import NotFound, Unprocessable
 from common.pagination import paginate
 from common.records.crud import owned_records
 from common.records.models import Record
 from common.users.models import User
-from llm_service.app.analysis.service import Sessions, source_of
 from llm_service.app.budgets import BudgetGuard
 from llm_service.app.digests.crud import owned_digests
 from llm_service.app.digests.schemas import DigestUpdate, Period
-from llm_service.app.providers.base import Language, Provider, SourceRecord
+from llm_service.app.providers.base import Language, Provider, SourceRecord, source_of
 
 logger = logging.getLogger("jilu.digests")
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from fastapi import APIRouter, Body, Query
 
 from common.api_clients.llm import list_presets
 from common.errors import Forbidden, ServiceUnavailable, Unauthorized, Unprocessable, error_responses
-from llm_service.app.deps import BudgetsDep, CurrentUser, SessionDep, SettingsDep
+from llm_service.app.deps import BudgetsDep, CurrentUser, ProvidersDep, SessionDep, SessionmakerDep, SettingsDep
 from llm_service.app.llm_config import service
 from llm_service.app.llm_config.schemas import (
     BudgetCount,
@@ -21,21 +20,10 @@ from llm_service.app.llm_config.schemas import (
     ProviderPresetPublic,
     Scope,
 )
-from llm_service.app.providers.registry import ProviderRegistry
 
 router = APIRouter(prefix="/api/v1/llm", tags=["llm"], responses=error_responses(Unauthorized))
 
 
-def _providers(request: Request) -> ProviderRegistry:
-    return request.app.state.providers
-
-
-def _read_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.sessionmaker
-
-
-ProvidersDep = Annotated[ProviderRegistry, Depends(_providers)]
-ReadSessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_read_sessions)]
 ScopeQuery = Annotated[Scope, Query(description="`user`: the caller's own; `instance`: the instance's (admins write)")]
 
 
@@ -78,7 +66,7 @@ async def get_presets(user: CurrentUser) -> list[dict[str, object]]:
 @router.post("/test", response_model=LlmTestResult, responses=error_responses(Forbidden, Unprocessable))
 async def test_config(
     user: CurrentUser,
-    sessions: ReadSessionsDep,
+    sessions: SessionmakerDep,
     settings: SettingsDep,
     providers: ProvidersDep,
     update: Annotated[LlmConfigUpdate | None, Body()] = None,

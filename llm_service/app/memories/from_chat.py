@@ -20,8 +20,8 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from common.database import Sessions
 from common.errors import JiluError
-from llm_service.app.analysis.service import Sessions
 from llm_service.app.budgets import BudgetExceeded, BudgetGuard
 from llm_service.app.memories.service import remember_from_text
 from llm_service.app.providers.base import Provider
@@ -33,7 +33,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 class ChatMemories:
-    """The app's extractor of memories from chat turns (`app.state.chat_memories`)."""
+    """The app's extractor of memories from chat turns (`LlmState.chat_memories`)."""
 
     def __init__(self, sessions: Sessions, *, short_term: timedelta, budgets: BudgetGuard | None) -> None:
         self.sessions = sessions

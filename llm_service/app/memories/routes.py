@@ -3,27 +3,19 @@ add, edit and delete (forwarded here by web and mobile)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from common.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, error_responses
 from common.pagination import Page, PageCursor, PageLimit
-from llm_service.app.deps import CurrentUser, SessionDep
+from llm_service.app.deps import CurrentUser, SessionDep, ShortTermDep
 from llm_service.app.memories import service
 from llm_service.app.memories.schemas import MemoryCreate, MemoryPublic, MemoryUpdate
 
 router = APIRouter(
     prefix="/api/v1/memories", tags=["memories"], responses=error_responses(Unauthorized, ServiceUnavailable)
 )
-
-
-def _short_term(request: Request) -> timedelta:
-    return timedelta(days=request.app.state.settings.memory_short_term_days)
-
-
-ShortTerm = Annotated[timedelta, Depends(_short_term)]
 
 
 @router.get("", response_model=Page[MemoryPublic])
@@ -47,7 +39,7 @@ async def list_memories(
     responses={200: {"model": MemoryPublic, "description": "The fact was already known: that memory, reinforced"}},
 )
 async def create_memory(
-    data: MemoryCreate, user: CurrentUser, session: SessionDep, short_term: ShortTerm, response: Response
+    data: MemoryCreate, user: CurrentUser, session: SessionDep, short_term: ShortTermDep, response: Response
 ) -> MemoryPublic:
     """Add a fact (201). A fact the caller's memories already state (the same words up to
     case, width, spacing and final punctuation) is not duplicated: that memory is reinforced
@@ -67,7 +59,7 @@ async def read_memory(memory_id: str, user: CurrentUser, session: SessionDep) ->
 
 @router.patch("/{memory_id}", response_model=MemoryPublic, responses=error_responses(NotFound, Conflict))
 async def update_memory(
-    memory_id: str, changes: MemoryUpdate, user: CurrentUser, session: SessionDep, short_term: ShortTerm
+    memory_id: str, changes: MemoryUpdate, user: CurrentUser, session: SessionDep, short_term: ShortTermDep
 ) -> MemoryPublic:
     """Edit a memory. An edited memory becomes the caller's own (`source: "user"`): it no
     longer decays. Making it short-term starts its expiry; new content that another memory

@@ -30,11 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import Memory
-from common.database import transaction, utcnow
+from common.database import Sessions, transaction, utcnow
 from common.errors import Conflict, NotFound
 from common.pagination import paginate
 from common.records.models import Record
-from llm_service.app.analysis.service import Sessions
 from llm_service.app.budgets import BudgetGuard
 from llm_service.app.memories.crud import owned_memories
 from llm_service.app.memories.schemas import MAX_CONTENT_CHARS, MemoryCreate, MemoryUpdate
@@ -257,7 +256,7 @@ async def remember_from_text(
     The provider is called outside any transaction, within the owner's daily budget when it
     is remote; provider errors and `BudgetExceeded` propagate. The caller makes sure `text`
     may go to `provider` (never an `ai_opt_out` record's to a remote one). Pass
-    `short_term=timedelta(days=settings.memory_short_term_days)` and `app.state.budgets`.
+    `short_term=timedelta(days=settings.memory_short_term_days)` and the app's `BudgetGuard`.
     """
     if not text.strip():
         return []

@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from common.api_clients.llm.results import TokenUsage
+
+if TYPE_CHECKING:
+    from common.records.models import Record
 
 Language = Literal["zh-CN", "en"]
 
@@ -28,6 +33,18 @@ class SourceRecord:
     occurred_at: datetime
 
 
+def source_of(record: Record) -> SourceRecord:
+    """What a provider may see of a stored record (never its owner, device or AI fields)."""
+    return SourceRecord(
+        id=record.id,
+        kind=record.kind,
+        title=record.title,
+        content=record.content,
+        tags=tuple(record.tags or ()),
+        occurred_at=record.occurred_at,
+    )
+
+
 @dataclass(frozen=True)
 class Analysis:
     """What analysis fills in on a record: validated, never a prompt echo."""
@@ -35,16 +52,6 @@ class Analysis:
     title: str
     summary: str
     tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class AnswerChunk:
     text: str = ""
     done: bool = False
     citations: tuple[str, ...] = ()
-    usage: Usage = field(default_factory=Usage)
+    usage: TokenUsage = field(default_factory=TokenUsage)
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ class Provider(Protocol):
 
     async def analyze(
         self, record: SourceRecord, existing_tags: tuple[str, ...], language: Language
-    ) -> tuple[Analysis, Usage]:
+    ) -> tuple[Analysis, TokenUsage]:
         """Title, summary and tags for one record, in the record's language."""
         ...
 
@@ -97,10 +104,10 @@ class Provider(Protocol):
 
     async def digest(
         self, records: tuple[SourceRecord, ...], period: Literal["day", "week"], language: Language
-    ) -> tuple[str, Usage]:
+    ) -> tuple[str, TokenUsage]:
         """A Markdown digest of a period's records."""
         ...
 
-    async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], Usage]:
+    async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], TokenUsage]:
         """Facts worth remembering about the user from a record or a chat message."""
         ...

@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Literal
 
+from common.api_clients.llm.results import TokenUsage
 from llm_service.app.providers import local_answer, local_digest, local_memories
 from llm_service.app.providers.base import (
     Analysis,
@@ -24,13 +25,12 @@ from llm_service.app.providers.base import (
     Language,
     MemoryCandidate,
     SourceRecord,
-    Usage,
 )
 from llm_service.app.providers.extractive import make_tags, make_title, summarize
 from llm_service.app.providers.text import detect_language
 
 MAX_ANALYSED_CHARS = 20_000  # longer records are analysed on their beginning
-NO_USAGE = Usage()
+NO_USAGE = TokenUsage()
 
 _UNTITLED: dict[Language, str] = {"zh-CN": "无标题记录", "en": "Untitled record"}
 
@@ -43,7 +43,7 @@ class LocalProvider:
 
     async def analyze(
         self, record: SourceRecord, existing_tags: tuple[str, ...], language: Language
-    ) -> tuple[Analysis, Usage]:
+    ) -> tuple[Analysis, TokenUsage]:
         """Title, summary and tags from the record's own words, in the record's language."""
         return await asyncio.to_thread(_analyze, record, existing_tags, language), NO_USAGE
 
@@ -58,11 +58,11 @@ class LocalProvider:
 
     async def digest(
         self, records: tuple[SourceRecord, ...], period: Literal["day", "week"], language: Language
-    ) -> tuple[str, Usage]:
+    ) -> tuple[str, TokenUsage]:
         """A Markdown digest: counts by kind, records grouped and listed, highlights."""
         return await asyncio.to_thread(local_digest.compose, records, period, language), NO_USAGE
 
-    async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], Usage]:
+    async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], TokenUsage]:
         """First-person facts: identity, preferences, allergies (long-term) and plans (short-term)."""
         return await asyncio.to_thread(local_memories.extract, text), NO_USAGE
 

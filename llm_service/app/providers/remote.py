@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from common.api_clients.llm.client import OpenAICompatibleClient
 from common.api_clients.llm.errors import ProviderBadResponse
-from common.api_clients.llm.parsing import iter_json_values, parse_analysis, strip_reasoning
 from common.api_clients.llm.results import TokenUsage
+from llm_service.app.analysis.parsing import iter_json_values, parse_analysis, strip_reasoning
 from llm_service.app.providers.base import (
     Analysis,
     AnswerChunk,
@@ -28,7 +28,6 @@ from llm_service.app.providers.base import (
     Language,
     MemoryCandidate,
     SourceRecord,
-    Usage,
 )
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "res" / "prompts"
@@ -86,12 +85,6 @@ def load_prompt(language: str, name: str) -> Prompt:
     for label, body in zip(pieces[1::2], pieces[2::2], strict=True):
         parts[label] = body.strip()
     return Prompt(**parts)
-
-
-def _usage(usage: TokenUsage | None) -> Usage:
-    if usage is None:
-        return Usage()
-    return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
 
 
 def _excerpt(text: str, limit: int) -> str:
@@ -222,7 +215,7 @@ class RemoteProvider:
 
     async def analyze(
         self, record: SourceRecord, existing_tags: tuple[str, ...], language: Language
-    ) -> tuple[Analysis, Usage]:
+    ) -> tuple[Analysis, TokenUsage]:
         """Title, summary and tags, validated (never a prompt echo), existing tags preferred."""
         messages = load_prompt(language, "analyze").messages(
             kind=record.kind,
@@ -234,8 +227,7 @@ class RemoteProvider:
         completion = await self.client.chat(
             messages, temperature=0.2, max_tokens=600, json_mode=self.supports_json_mode
         )
-        result = parse_analysis(completion.text, existing_tags)
-        return Analysis(title=result.title, summary=result.summary, tags=result.tags), _usage(completion.usage)
+        return parse_analysis(completion.text, existing_tags), completion.usage
 
     async def answer(self, context: ChatContext) -> AsyncGenerator[AnswerChunk, None]:
         """Stream the answer; the last chunk cites only records that were in `context`."""
@@ -251,20 +243,20 @@ class RemoteProvider:
         history = [{"role": turn.role, "content": turn.content} for turn in context.history]
         messages = [*system, *history, {"role": "user", "content": context.question}]
         parts: list[str] = []
-        usage = Usage()
+        usage = TokenUsage()
         async with aclosing(self.client.stream_chat(messages, temperature=self.temperature)) as stream:
             async for delta in stream:
                 if delta.text:
                     parts.append(delta.text)
                     yield AnswerChunk(text=delta.text)
                 if delta.done:
-                    usage = _usage(delta.usage)
+                    usage = delta.usage or TokenUsage()
         citations = extract_citations("".join(parts), context.records)
         yield AnswerChunk(done=True, citations=citations, usage=usage)
 
     async def digest(
         self, records: tuple[SourceRecord, ...], period: Literal["day", "week"], language: Language
-    ) -> tuple[str, Usage]:
+    ) -> tuple[str, TokenUsage]:
         """A Markdown digest of the period's records."""
         chosen = records[: self.max_digest_records]
         if chosen:
@@ -287,12 +279,12 @@ class RemoteProvider:
         text = _unwrap_markdown(completion.text)
         if not text:
             raise ProviderBadResponse("The model's digest was empty")
-        return text, _usage(completion.usage)
+        return text, completion.usage
 
-    async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], Usage]:
+    async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], TokenUsage]:
         """Facts about the user worth remembering, deduplicated, importance in 0..1."""
         messages = load_prompt(language, "memories").messages(text=_excerpt(text, self.max_record_chars))
         completion = await self.client.chat(
             messages, temperature=0.1, max_tokens=600, json_mode=self.supports_json_mode
         )
-        return parse_memories(completion.text), _usage(completion.usage)
+        return parse_memories(completion.text), completion.usage

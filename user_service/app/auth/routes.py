@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from common.errors import (
     Conflict,
@@ -15,11 +15,18 @@ from common.errors import (
     UnsupportedMediaType,
     error_responses,
 )
-from common.security.client_address import client_address
 from user_service.app.auth import service
 from user_service.app.auth.credentials import TOKEN_REQUEST_BODY, login_credentials
 from user_service.app.auth.schemas import LoginRequest, RefreshRequest, RegisteredSession, TokenPair
-from user_service.app.deps import CurrentUser, RateLimiterDep, RedisDep, SessionDep, SettingsDep, TokensDep
+from user_service.app.deps import (
+    ClientAddressDep,
+    CurrentUser,
+    RateLimiterDep,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    TokensDep,
+)
 from user_service.app.users import service as users
 from user_service.app.users.schemas import UserCreate, UserPublic
 
@@ -34,7 +41,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 )
 async def register(
     body: UserCreate,
-    request: Request,
+    client: ClientAddressDep,
     response: Response,
     session: SessionDep,
     redis: RedisDep,
@@ -48,7 +55,7 @@ async def register(
     """Create an account. The first account of an instance becomes its administrator.
     The answer is the new user; with `?login=true` it is `{user, tokens}`, the user and a
     token pair of a session opened for it, so an app signs up in one call."""
-    limit = await limiter.hit(settings.rate_register_address, "register", client_address(request))
+    limit = await limiter.hit(settings.rate_register_address, "register", client)
     response.headers.update(limit.headers)
     user = await users.register(session, redis, body)
     public = UserPublic.model_validate(user)
@@ -65,7 +72,7 @@ async def register(
 )
 async def token(
     form: Annotated[LoginRequest, Depends(login_credentials)],
-    request: Request,
+    client: ClientAddressDep,
     response: Response,
     session: SessionDep,
     redis: RedisDep,
@@ -76,7 +83,7 @@ async def token(
     """Log in for an access and a refresh token, with the OAuth2 password form (`username`,
     `password`; urlencoded or multipart) or the same two fields as JSON. Another encoding is
     415; a missing field is 422; both say which encodings are accepted."""
-    await limiter.hit(settings.rate_login_address, "login-address", client_address(request))
+    await limiter.hit(settings.rate_login_address, "login-address", client)
     limit = await limiter.hit(settings.rate_login_user, "login-user", form.username.casefold())
     response.headers.update(limit.headers)
     return await service.login(session, redis, tokens, form.username, form.password)

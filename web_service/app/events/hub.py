@@ -21,7 +21,6 @@ import uuid
 from collections import defaultdict
 from contextlib import AsyncExitStack
 
-from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -190,13 +189,13 @@ class RecordEventHub:
                     self._dispatch(entry_id, fields)
 
 
-async def start_record_events(app: FastAPI, stack: AsyncExitStack) -> None:
-    """A start-up hook of web_service: the hub on a Redis connection of its own, named so
-    `CLIENT LIST` tells it apart."""
+def start_record_events(redis_url: str, stack: AsyncExitStack) -> RecordEventHub:
+    """At web_service's start-up: the hub, running on a Redis connection of its own (to
+    `redis_url`), named so `CLIENT LIST` tells it apart; stopped when the app shuts down."""
     name = f"jilu-web-events-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     # The read blocks up to READ_BLOCK_MS; the socket must wait longer than that.
-    redis = create_redis(app.state.settings.redis_url, client_name=name, socket_timeout=READ_BLOCK_MS / 1000 + 5)
+    redis = create_redis(redis_url, client_name=name, socket_timeout=READ_BLOCK_MS / 1000 + 5)
     hub = RecordEventHub(redis)
     hub.start()
     stack.push_async_callback(hub.stop)
-    app.state.record_events = hub
+    return hub

@@ -26,8 +26,8 @@ from common.errors import (
     error_responses,
 )
 from common.security.auth import bearer_scheme
-from common.security.origin import is_https, require_same_origin
-from web_service.app.deps import AccountSessionsDep
+from common.security.origin import is_https
+from web_service.app.deps import AccountSessionsDep, SettingsDep, same_origin
 from web_service.app.sessions.cookies import REFRESH_COOKIE, cleared_cookie, refresh_cookie
 from web_service.app.sessions.schemas import SessionLogin, SessionToken
 from web_service.app.sessions.service import AccountSessions, TokenPair
@@ -35,7 +35,7 @@ from web_service.app.sessions.service import AccountSessions, TokenPair
 router = APIRouter(
     prefix="/api/v1/auth/session",
     tags=["web sessions"],
-    dependencies=[Depends(require_same_origin)],
+    dependencies=[Depends(same_origin)],
     responses=error_responses(ForbiddenOrigin, ServiceUnavailable, UpstreamError),
 )
 
@@ -44,28 +44,30 @@ RefreshCookie = Annotated[
 ]
 
 
-def _answer(tokens: TokenPair, sessions: AccountSessions, request: Request, response: Response) -> SessionToken:
-    response.headers.append(
-        "set-cookie", refresh_cookie(tokens.refresh_token, sessions.cookie_max_age, secure=is_https(request))
-    )
+def _answer(tokens: TokenPair, sessions: AccountSessions, secure: bool, response: Response) -> SessionToken:
+    response.headers.append("set-cookie", refresh_cookie(tokens.refresh_token, sessions.cookie_max_age, secure=secure))
     response.headers["cache-control"] = "no-store"
     return SessionToken(access_token=tokens.access_token, expires_in=tokens.expires_in)
 
 
 @router.post("", response_model=SessionToken, responses=error_responses(Unauthorized, Forbidden, RateLimited))
 async def open_session(
-    body: SessionLogin, request: Request, response: Response, sessions: AccountSessionsDep
+    body: SessionLogin, request: Request, response: Response, sessions: AccountSessionsDep, settings: SettingsDep
 ) -> SessionToken:
     """Log in with `{username, password}`. The answer carries the access token; the refresh
     token is set as the `jilu_refresh` cookie (HttpOnly, SameSite=Strict, Path=/api/v1/auth).
     user_service's refusals come back as they are: 401, 403 deactivated, 429 with Retry-After."""
-    tokens = await sessions.log_in(body.username, body.password, client_headers(request))
-    return _answer(tokens, sessions, request, response)
+    tokens = await sessions.log_in(body.username, body.password, client_headers(request, settings))
+    return _answer(tokens, sessions, is_https(request, settings), response)
 
 
 @router.post("/refresh", response_model=SessionToken, responses=error_responses(Unauthorized))
 async def refresh_session(
-    request: Request, response: Response, sessions: AccountSessionsDep, refresh_token: RefreshCookie = None
+    request: Request,
+    response: Response,
+    sessions: AccountSessionsDep,
+    settings: SettingsDep,
+    refresh_token: RefreshCookie = None,
 ) -> SessionToken:
     """A new access token for the session in the `jilu_refresh` cookie, which is rotated. 401
     without the cookie (`unauthorized`), or when its session has ended (`session_ended`; the
@@ -74,28 +76,29 @@ async def refresh_session(
     if not refresh_token:
         raise Unauthorized("no session; log in")
     try:
-        tokens = await sessions.refresh(refresh_token, client_headers(request))
+        tokens = await sessions.refresh(refresh_token, client_headers(request, settings))
     except RelayedError as exc:
         if exc.status_code not in (401, 422):
             raise
         error = exc if exc.status_code == 401 else TokenInvalid("invalid session cookie")
-        error.headers["set-cookie"] = cleared_cookie(secure=is_https(request))
+        error.headers["set-cookie"] = cleared_cookie(secure=is_https(request, settings))
         raise error from None
-    return _answer(tokens, sessions, request, response)
+    return _answer(tokens, sessions, is_https(request, settings), response)
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT)
 async def close_session(
     request: Request,
     sessions: AccountSessionsDep,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     refresh_token: RefreshCookie = None,
 ) -> Response:
     """Log out: end the session of the bearer token, and the cookie's session, then clear the
     cookie. 204 also when there was no session left to end; the cookie is cleared even when
     user_service cannot be reached (then 502/503)."""
-    cleared = cleared_cookie(secure=is_https(request))
-    client = client_headers(request)
+    cleared = cleared_cookie(secure=is_https(request, settings))
+    client = client_headers(request, settings)
     try:
         if credentials is not None:
             await sessions.log_out(credentials.credentials, client)

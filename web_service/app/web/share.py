@@ -2,7 +2,7 @@
 
 Flask runs in a2wsgi's worker threads while the database layer is async, so the page runs
 its lookup on the serving app's event loop (`asyncio.run_coroutine_threadsafe`) and waits
-for it. `SharedRecords` carries what that needs; web_service binds it in a start-up hook.
+for it. `SharedRecords` carries what that needs; web_service binds it at start-up.
 
 The record's Markdown is rendered with raw HTML escaped and unsafe link schemes
 (`javascript:`, `vbscript:`, `file:`, non-image `data:`) refused, and the page is sent
@@ -15,20 +15,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
 from flask import Blueprint, Response, render_template, request
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request as AsgiRequest
+from starlette.types import Scope
 
+from common.config import JiluSettings
 from common.database import transaction
 from common.errors import JiluError, RateLimited, ServiceUnavailable
 from common.records.schemas import PublicRecord
 from common.records.sharing import service
 from common.security.client_address import client_address
+from common.security.rate_limit import RateLimiter
 
 LOOKUP_TIMEOUT = 10.0  # seconds a page waits for the database before answering 503
 
@@ -71,35 +75,55 @@ def render_markdown(text: str) -> str:
     return _markdown.render(text)
 
 
-class SharedRecords:
-    """The bridge from Flask's threads to the async app: its loop and app state.
+@dataclass(frozen=True)
+class _Running:
+    """What a page needs of the running app: its loop and the collaborators of a lookup."""
 
-    `bind` is a start-up hook of web_service's app (`create_service_app(on_startup=...)`);
-    until it has run, and after shutdown, pages answer 503.
+    loop: asyncio.AbstractEventLoop
+    rate_limiter: RateLimiter
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: JiluSettings
+
+
+class SharedRecords:
+    """The bridge from Flask's threads to the async app: its loop and collaborators.
+
+    web_service's lifespan calls `bind` (`web_service.app.main`); until it has, and after
+    shutdown, pages answer 503.
     """
 
     def __init__(self, timeout: float = LOOKUP_TIMEOUT) -> None:
         self.timeout = timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._app: FastAPI | None = None
+        self._running: _Running | None = None  # one attribute: threads see all of it or none
 
-    async def bind(self, app: FastAPI, stack: AsyncExitStack) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._app = app
+    def bind(
+        self,
+        rate_limiter: RateLimiter,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: JiluSettings,
+        stack: AsyncExitStack,
+    ) -> None:
+        """From the app's event loop, at start-up: serve pages until `stack` closes."""
+        self._running = _Running(asyncio.get_running_loop(), rate_limiter, sessionmaker, settings)
         stack.callback(self._unbind)
 
     def _unbind(self) -> None:
-        self._loop = None
-        self._app = None
+        self._running = None
+
+    def client_address(self, scope: Scope) -> str | None:
+        """The client of the ASGI request `scope`, by the API's rules (trusted proxies, signed
+        hops); None while the app is not running."""
+        running = self._running
+        return client_address(AsgiRequest(scope), running.settings) if running is not None else None
 
     def lookup(self, slug: str, client: str) -> PublicRecord | None:
         """From a worker thread: count the read against `client`'s rate, then fetch the record
         shared under `slug`. Raises `RateLimited`, or `ServiceUnavailable` when the app is
         not running or too slow."""
-        loop, app = self._loop, self._app
-        if loop is None or app is None or loop.is_closed():
+        running = self._running
+        if running is None or running.loop.is_closed():
             raise ServiceUnavailable("the service is starting or stopping; try again shortly")
-        future = asyncio.run_coroutine_threadsafe(self._lookup(app, slug, client), loop)
+        future = asyncio.run_coroutine_threadsafe(self._lookup(running, slug, client), running.loop)
         try:
             return future.result(timeout=self.timeout)
         except TimeoutError:
@@ -107,18 +131,17 @@ class SharedRecords:
             raise ServiceUnavailable("the page took too long; try again shortly") from None
 
     @staticmethod
-    async def _lookup(app: FastAPI, slug: str, client: str) -> PublicRecord | None:
-        await service.count_public_read(app.state.rate_limiter, client)
-        async with transaction(app.state.sessionmaker) as session:
+    async def _lookup(running: _Running, slug: str, client: str) -> PublicRecord | None:
+        await service.count_public_read(running.rate_limiter, client)
+        async with transaction(running.sessionmaker) as session:
             return await service.shared_record(session, slug)
 
 
-def _client() -> str:
+def _client(records: SharedRecords) -> str:
     """The client's address, by the same rules as the API's (trusted proxies, signed hops)."""
     scope = request.environ.get("asgi.scope")  # a2wsgi hands the ASGI scope through
-    if scope is not None:
-        return client_address(AsgiRequest(scope))
-    return request.remote_addr or "unknown"
+    address = records.client_address(scope) if scope is not None else None
+    return address or request.remote_addr or "unknown"
 
 
 def _problem_page(error: JiluError, stylesheet: str) -> Response:
@@ -137,7 +160,7 @@ def share_blueprint(records: SharedRecords, *, stylesheet: str) -> Blueprint:
     @pages.get("/s/<slug>")
     def share_page(slug: str) -> Response:
         try:
-            record = records.lookup(slug, _client())
+            record = records.lookup(slug, _client(records))
         except (RateLimited, ServiceUnavailable) as exc:
             return _problem_page(exc, stylesheet)
         if record is None:

@@ -6,6 +6,7 @@ where that is safe (trailing commas, single quotes, typographic quotes), and val
 title, a summary and 1–5 tags, cleaned of prompt echoes ("Title:", "标题："), quotes and
 Markdown. When no JSON is usable, labelled lines (`Title: ...`, `标签：a、b`) are tried;
 when those fail too, `bad_response`. The model's text never goes into an error message.
+The remote provider reads analyses (and, with `iter_json_values`, memories) through it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import ast
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 
 from common.api_clients.llm.errors import ProviderBadResponse
 from common.records.tags import normalise_tag
+from llm_service.app.providers.base import Analysis
 
 MAX_TITLE = 60
 MAX_SUMMARY = 300
@@ -62,13 +63,6 @@ _STRAY_QUOTES = "\"'“”‘’「」『』"
 _TRAILING_PUNCT = "。.,，;；:：、"
 _TAG_SPLIT = re.compile(r"[,，、;；|\n]+")
 _TAG_JUNK = re.compile(r"(?:tag|标签)\s*\d*", re.I)
-
-
-@dataclass(frozen=True)
-class AnalysisResult:
-    title: str
-    summary: str
-    tags: tuple[str, ...]
 
 
 # -- finding JSON -------------------------------------------------------------------
@@ -339,7 +333,7 @@ def _fields_from_lines(text: str) -> dict[str, Any]:
     return fields
 
 
-def parse_analysis(text: str, existing_tags: Sequence[str] = ()) -> AnalysisResult:
+def parse_analysis(text: str, existing_tags: Sequence[str] = ()) -> Analysis:
     """Title, summary and tags from a model's answer, or `ProviderBadResponse`."""
     context = {"existing_tags": tuple(existing_tags)}
     if isinstance(text, str) and text.strip():
@@ -352,5 +346,5 @@ def parse_analysis(text: str, existing_tags: Sequence[str] = ()) -> AnalysisResu
                 payload = AnalysisPayload.model_validate(fields, context=context)
             except ValidationError:
                 continue
-            return AnalysisResult(payload.title, payload.summary, tuple(payload.tags))
+            return Analysis(payload.title, payload.summary, tuple(payload.tags))
     raise ProviderBadResponse("The model's answer had no usable title, summary and tags")

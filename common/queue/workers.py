@@ -1,0 +1,180 @@
+"""The workers that drain a durable queue (several per process, any number of processes):
+each job is done by one worker at a time, retried with back-off, and finished after a crash
+by whichever worker reclaims it.
+
+A handler does one job and says how it went:
+- it returns `DONE`: the job is acknowledged (also when it can never succeed and the
+  handler has recorded that itself);
+- it returns `LATER`: the job stays pending and is delivered again after the back-off, and
+  this is not counted as a failed attempt (e.g. the data it needs has not committed yet);
+- it raises `Failed(reason)` (or any other exception): a failed attempt. The job stays
+  pending for a retry after the back-off; after `max_attempts` failed attempts the
+  `give_up(job, reason)` hook runs and the job is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from enum import Enum
+
+from common.queue.stream import DurableQueue, Job
+
+logger = logging.getLogger("jilu.queue")
+
+# An entry idle this long is not being worked on: its worker heartbeats five times as often
+# (every second), so a slow Redis call or a busy event loop does not hand a live job over.
+ORPHANED_AFTER_MS = 5_000
+HEARTBEATS_PER_ORPHAN_WINDOW = 5
+READ_BLOCK_MS = 1_000
+RECLAIM_EVERY_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 5.0
+# The reason given to `give_up` when a handler raised something other than `Failed`.
+INTERNAL_ERROR = "internal_error"
+
+
+class Outcome(Enum):
+    DONE = "done"
+    LATER = "later"
+
+
+class Failed(Exception):
+    """One attempt at a job failed; `reason` is short and safe to store or show (an error
+    class, never a provider's text)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+Handler = Callable[[Job], Awaitable[Outcome]]
+GiveUp = Callable[[Job, str], Awaitable[object]]
+
+
+def consumer_prefix() -> str:
+    """This process's consumer names start with host and pid, so they differ across replicas."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Workers:
+    """`workers` readers of `queue` and one reclaimer, running `handle` on each job."""
+
+    def __init__(
+        self,
+        queue: DurableQueue,
+        handle: Handler,
+        *,
+        workers: int,
+        max_attempts: int,
+        retry_seconds: float,
+        give_up: GiveUp | None = None,
+        orphaned_after_ms: int = ORPHANED_AFTER_MS,
+    ) -> None:
+        self.queue = queue
+        self.handle = handle
+        self.give_up = give_up
+        self.workers = workers
+        self.max_attempts = max_attempts
+        self.retry_ms = int(retry_seconds * 1000)
+        self.orphaned_after_ms = orphaned_after_ms
+        self.heartbeat_seconds = orphaned_after_ms / 1000 / HEARTBEATS_PER_ORPHAN_WINDOW
+        self.name = f"{consumer_prefix()}-{queue.group}"
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def backoff_ms(self, deliveries: int) -> int:
+        """Idle time after which a job delivered `deliveries` times is taken up again: the
+        retry delay doubling with each delivery, never less than the time that tells a
+        heartbeating worker from a dead one."""
+        return max(self.orphaned_after_ms, self.retry_ms * 2 ** max(0, deliveries - 1))
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        """Start the workers, stopped when `stack` closes; they wait for Redis if it is not
+        there yet (the service still starts, and its readiness check says what is missing)."""
+        self._tasks = [asyncio.create_task(self._read_loop(f"{self.name}-{i}")) for i in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._reclaim_loop(f"{self.name}-reclaim")))
+        stack.push_async_callback(self.stop)
+
+    async def stop(self) -> None:
+        """Cancel the workers; a job cut short stays pending and is reclaimed later. Bounded,
+        so a worker stuck in a Redis call cannot hold up the service's shutdown."""
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECONDS)
+        self._tasks = []
+
+    async def _read_loop(self, consumer: str) -> None:
+        group_ready = False
+        while True:
+            try:
+                if not group_ready:
+                    await self.queue.ensure_group()
+                    group_ready = True
+                job = await self.queue.read(consumer, READ_BLOCK_MS)
+                if job is not None:
+                    await self.run(consumer, job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a Redis hiccup must not end the worker
+                logger.exception("%s worker %s: reading the queue failed", self.queue.group, consumer)
+                group_ready = False  # e.g. Redis came back empty: make the group again
+                await asyncio.sleep(1)
+
+    async def _reclaim_loop(self, consumer: str) -> None:
+        while True:
+            try:
+                for job in await self.queue.reclaim(consumer, self.backoff_ms):
+                    await self.run(consumer, job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: reclaiming pending jobs failed", self.queue.group)
+            await asyncio.sleep(RECLAIM_EVERY_SECONDS)
+
+    async def run(self, consumer: str, job: Job) -> None:
+        """Do one job as `consumer`: acknowledge it when finished, leave it pending to be
+        retried. An error of Redis itself propagates (the job stays pending)."""
+        heartbeat = asyncio.create_task(self._heartbeat(consumer, job))
+        try:
+            outcome = await self.handle(job)
+        except Failed as exc:
+            await self._failed(job, exc.reason)
+            return
+        except Exception:
+            logger.exception("%s job %s failed", self.queue.group, job.entry_id)
+            await self._failed(job, INTERNAL_ERROR)
+            return
+        finally:
+            heartbeat.cancel()
+            # gather, not `suppress(CancelledError)`: a cancel of this task itself (shutdown)
+            # must go on propagating, only the heartbeat's own cancellation is expected.
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        if outcome is Outcome.DONE:
+            await self.queue.ack(job)
+
+    async def _failed(self, job: Job, reason: str) -> None:
+        attempts = await self.queue.count_failure(job)
+        if attempts < self.max_attempts:
+            logger.warning(
+                "%s job %s failed (%s), attempt %d of %d; will retry",
+                self.queue.group,
+                job.entry_id,
+                reason,
+                attempts,
+                self.max_attempts,
+            )
+            return
+        if self.give_up is not None:
+            await self.give_up(job, reason)
+        await self.queue.ack(job)
+
+    async def _heartbeat(self, consumer: str, job: Job) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            with contextlib.suppress(Exception):
+                await self.queue.heartbeat(consumer, job)

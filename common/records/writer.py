@@ -1,0 +1,171 @@
+"""The one write path of a record: every change to a record's bookkeeping goes through here.
+
+A record's own fields (title, content, share slug, deletion …) are set by the service that
+changes them; what must follow every change is done here, so no writer can miss a step:
+- a new version and the device that made it (`insert`, `touch`), or, for an analysis
+  result, no new version, so a device's pending edit stays valid (`set_ai_result` …);
+- the next number of the owner's change sequence, so synced devices receive the change;
+- the tag rows and the search index, from the record as it now is;
+- the record event, inside the transaction (see `events`).
+The AI columns (`ai_status`, `ai_title`, `ai_summary`, `ai_tags`, `ai_error`) are written
+only here as well. `tests/records/test_write_path.py` fails when a module outside this one
+assigns any of these columns or UPDATEs the records table itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from redis.asyncio import Redis
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.records import search
+from common.records.crud import next_change_seq
+from common.records.events import EventType, publish_record_event
+from common.records.models import Record, RecordTag
+
+AI_TEXT_LIMIT = 200  # the length of the `ai_title` and `ai_error` columns
+
+
+def _ai_status_for(record: Record) -> str:
+    return "skipped" if record.ai_opt_out else "pending"
+
+
+class RecordWriter:
+    """Writes records in the caller's transaction (`session`), announcing on `redis`."""
+
+    def __init__(self, session: AsyncSession, redis: Redis) -> None:
+        self.session = session
+        self.redis = redis
+
+    async def insert(self, record: Record, *, device_id: str | None, prepared: search.IndexText | None = None) -> None:
+        """Store `record`, not yet added to the session, as a new record's first version made
+        by `device_id`, and announce it as `created`. `prepared`: its segmented text, when
+        made before the write lock was taken.
+
+        Raises `IntegrityError` when its id is already taken (a concurrent create or import):
+        the INSERT is in a savepoint, so only it is undone and the caller may go on."""
+        record.version = 1
+        record.device_id = device_id
+        record.ai_status = _ai_status_for(record)
+        # One INSERT, nothing after it: the change number is taken first (a number lost to
+        # a concurrent duplicate leaves a gap, which the feed allows; it never skips).
+        record.change_seq = await next_change_seq(self.session, record.owner_id)
+        try:
+            # Added inside the savepoint: `begin_nested()` flushes what is pending first, so a
+            # record added before it would hit the duplicate outside the savepoint.
+            async with self.session.begin_nested():
+                self.session.add(record)
+                await self.session.flush()
+        except IntegrityError:
+            if record in self.session:  # rolling back the savepoint has usually expunged it already
+                self.session.expunge(record)
+            raise
+        await self._changed(record, "created", prepared)
+
+    async def touch(
+        self,
+        record: Record,
+        event: Literal["updated", "deleted"],
+        *,
+        device_id: str | None,
+        reanalyse: bool = False,
+    ) -> None:
+        """After the caller changed `record`'s fields: a new version made by `device_id`
+        (pass `record.device_id` to keep the last one), then the change number, tags, search
+        index and `event`. `reanalyse`: what analysis reads changed, so a new analysis is owed
+        (or skipped, for a record that opted out)."""
+        record.version += 1
+        record.device_id = device_id
+        if reanalyse:
+            record.ai_status = _ai_status_for(record)
+            record.ai_error = None
+        await self._changed(record, event)
+
+    async def mark_pushed(self, record: Record, fingerprint: str, device_id: str | None) -> None:
+        """Say that a sync push by `device_id` made the record's current version (already
+        written through `insert` or `touch`): a retry of that push is then recognised."""
+        record.push_fingerprint = fingerprint
+        record.device_id = device_id
+        await self.session.flush()
+
+    def forget_analysis(self, record: Record) -> None:
+        """Drop the record's AI result and owe it none (its content is gone for good); the
+        caller then `touch`es it."""
+        record.ai_title = None
+        record.ai_summary = None
+        record.ai_tags = []
+        record.ai_error = None
+        record.ai_status = "skipped"
+
+    async def request_analysis(self, record: Record) -> None:
+        """Owe the record a new analysis at its current version: `pending`, announced as
+        `updated` so the analysis queue takes it. Neither a new version nor a change number:
+        no content changed."""
+        record.ai_status = "pending"
+        record.ai_error = None
+        await self.session.flush()
+        await publish_record_event(self.redis, "updated", record)
+
+    async def start_analysis(self, record: Record) -> bool:
+        """Show the record's analysis as running; see `_write_analysis`."""
+        return await self._write_analysis(record, {"ai_status": "running", "ai_error": None}, final=False)
+
+    async def set_ai_result(self, record: Record, *, title: str, summary: str, tags: Sequence[str]) -> bool:
+        """Store an analysis result; see `_write_analysis`."""
+        values = {
+            "ai_status": "done",
+            "ai_title": title[:AI_TEXT_LIMIT],
+            "ai_summary": summary,
+            "ai_tags": list(tags),
+            "ai_error": None,
+        }
+        return await self._write_analysis(record, values, final=True)
+
+    async def set_ai_failure(self, record: Record, error_class: str) -> bool:
+        """Store that the analysis failed, naming only the error's class; see `_write_analysis`."""
+        values = {"ai_status": "failed", "ai_error": error_class[:AI_TEXT_LIMIT]}
+        return await self._write_analysis(record, values, final=True)
+
+    async def _write_analysis(self, record: Record, values: Mapping[str, object], *, final: bool) -> bool:
+        """Write `values` onto `record` if it is still live at the version the analysis was
+        made from (`record` is that snapshot); the final states take a change number, so
+        synced devices receive them. Never a new version: a device's pending edit stays valid.
+        False when the record moved on: the caller rolls back (an edit brings its own event).
+        The caller announces a final state as `analyzed` once committed.
+
+        The row is locked before the change counter, in the order every other writer takes
+        them (record, then counter), so an edit and an analysis cannot deadlock on PostgreSQL."""
+        live = await self.session.scalar(
+            select(Record.id)
+            .where(Record.id == record.id, Record.version == record.version, Record.is_deleted.is_(False))
+            .with_for_update()
+        )
+        if live is None:
+            return False
+        if final:
+            values = {**values, "change_seq": await next_change_seq(self.session, record.owner_id)}
+        await self.session.execute(update(Record).where(Record.id == record.id).values(**values))
+        return True
+
+    async def _changed(self, record: Record, event: EventType, prepared: search.IndexText | None = None) -> None:
+        """After any change to `record`: next change number, tags, search index, event."""
+        fresh = event == "created"
+        if not fresh:  # a new record took its number before its INSERT (see `insert`)
+            record.change_seq = await next_change_seq(self.session, record.owner_id)
+            await self.session.flush()
+        await self._sync_tags(record, fresh=fresh)
+        await search.index_record(self.session, record, prepared, fresh=fresh)
+        await publish_record_event(self.redis, event, record)
+
+    async def _sync_tags(self, record: Record, *, fresh: bool) -> None:
+        if not fresh:
+            await self.session.execute(delete(RecordTag).where(RecordTag.record_id == record.id))
+        if record.tags and not record.is_deleted:
+            await self.session.execute(
+                insert(RecordTag),
+                [{"record_id": record.id, "owner_id": record.owner_id, "name": t} for t in record.tags],
+            )
