@@ -112,11 +112,13 @@ def postgres_available() -> bool:
     return asyncio.run(_postgres_reachable())
 
 
-def _postgres_admin(sql: str) -> None:
+def _postgres_admin(sql: str, database: str | None = None) -> None:
+    """Run `sql` as the admin user, on the admin database or on `database`."""
     import asyncpg
 
     async def run() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        url = POSTGRES_ADMIN_URL if database is None else f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
+        connection = await asyncpg.connect(url)
         try:
             await connection.execute(sql)
         finally:
@@ -126,15 +128,27 @@ def _postgres_admin(sql: str) -> None:
 
 
 @contextmanager
-def _postgres_database(template: str | None = None) -> Iterator[str]:
-    """A new PostgreSQL database (empty, or a copy of `template`), dropped on exit."""
+def _postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped on exit."""
     name = f"jilu_test_{uuid.uuid4().hex[:12]}"
-    _postgres_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    _postgres_admin(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     try:
         yield f"{base}/{name}"
     finally:
         _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Ends what a finished test left connected, then empties every table but Alembic's. No
+# migration seeds rows, so this leaves the database as a fresh `upgrade head` does.
+_EMPTY_POSTGRES = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid();
+DO $$ BEGIN
+EXECUTE (SELECT 'TRUNCATE ' || string_agg(format('%I', tablename), ', ') || ' RESTART IDENTITY CASCADE'
+         FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version');
+END $$;
+"""
 
 
 def _require_postgres(available: bool) -> None:
@@ -151,12 +165,13 @@ def postgres_url(postgres_available: bool) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres_available: bool) -> Iterator[str]:
-    """A PostgreSQL database migrated to head once per session (and worker), to copy from."""
+def postgres_migrated(postgres_available: bool) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session (and worker); `database_url`
+    empties it for each test that asks for a migrated one."""
     _require_postgres(postgres_available)
     with _postgres_database() as url:
         upgrade_to_head(url)
-        yield url.rsplit("/", 1)[1]
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -170,8 +185,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The same test on SQLite (always) and PostgreSQL (when a server answers): an empty
-    database, or — when the test also asks for `migrated_database_url` — a copy of the
-    session's migrated template (migrating per test cost more than the rest of most tests)."""
+    database, or — when the test also asks for `migrated_database_url` — one migrated once per
+    session and worker: a copy of the migrated SQLite file, or the migrated PostgreSQL database
+    emptied (70 ms, where copying a template database took 320 ms and migrating 760 ms)."""
     migrated = "migrated_database_url" in request.fixturenames
     if request.param == "sqlite":
         path = tmp_path / "jilu.db"
@@ -182,8 +198,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if not migrated:
         yield request.getfixturevalue("postgres_url")
         return
-    with _postgres_database(template=request.getfixturevalue("postgres_template")) as url:
-        yield url
+    url = request.getfixturevalue("postgres_migrated")
+    _postgres_admin(_EMPTY_POSTGRES, database=url.rsplit("/", 1)[1])
+    yield url
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ own and empty them), otherwise the launcher embeds one on a free port, as it wou
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,8 @@ from common.cache.embedded import redis_answers
 from common.config import SERVICE_NAMES
 from tests.harness import Launcher, free_ports
 
-MACHINE_REDIS_URL = "redis://127.0.0.1:6379/14"
+# JILU_BENCH_REDIS_URL: another database (or server), e.g. while database 14 is in use.
+MACHINE_REDIS_URL = os.environ.get("JILU_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 class LauncherProcess(Launcher):

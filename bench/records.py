@@ -31,6 +31,11 @@ successes.
    their change numbers) pages through `GET /api/v1/sync/changes?since=...&limit=500` on the
    real mobile_service from `since=0` until `has_more` is false, parsing each page as an app
    would, on one kept-alive connection. Median of 3 first syncs; target under 3 s.
+
+`JILU_BENCH_RECORDS=list python -m bench records` runs the list benchmark alone, for
+iterating on the read path: the owner's 2,164 records are written straight into the live
+database (`bulk_insert`, the same drafts benchmark 2 would post) instead of through
+`POST /records`, and benchmarks 2 and 4 are skipped.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ CREATE_WARM_UP = 64
 CREATE_RATIO_TARGET = 0.3
 
 BUILD_BATCH = 2_000
+ONLY_ENV = "JILU_BENCH_RECORDS"  # "list": the list benchmark alone (see the docstring)
 
 SYNC_RECORDS = 10_000
 SYNC_PAGE = 500
@@ -496,6 +502,17 @@ def _service_benchmarks(tmp: Path) -> list[Row]:
         _log(f"launcher up after {jilu.wait_up(120):.1f} s (Redis: {jilu.redis_description})")
         user, mobile = jilu.url("user"), jilu.url("mobile")
         owner_id, headers = _register(user, "bench_records")
+        if os.environ.get(ONLY_ENV) == "list":
+            connection = _connect(database)
+            try:
+                for first, seeded_batch, texts in _segmented(
+                    list(drafts(CREATE_WARM_UP + ROUNDS * CREATE_REQUESTS, seed=2))
+                ):
+                    bulk_insert(connection, owner_id, seeded_batch, first, texts)
+            finally:
+                connection.close()
+            _log(f"list only ({ONLY_ENV}=list): {_add_attachment_rows(database, owner_id)} attachment rows")
+            return _list_benchmark(database, mobile, owner_id, headers)
         sync_owner_id, sync_headers = _register(user, "bench_sync")
 
         # 2. create, taking turns with the floor on a copy made before the first record.
@@ -523,18 +540,7 @@ def _service_benchmarks(tmp: Path) -> list[Row]:
         _log(f"{attached} attachment rows; {SYNC_RECORDS} records for the sync user in {seeded:.1f} s")
 
         # 1. list, taking turns with the floor app on the same database file.
-        real_list: list[Load] = []
-        floor_list: list[Load] = []
-        path = "/api/v1/records?limit=50"
-        with FloorServer(database, owner_id) as floor:
-            _load(headers, _get(mobile + path), LIST_WARM_UP, 200)
-            _load({}, _get(floor.url + path), LIST_WARM_UP, 200)
-            for n in range(ROUNDS):
-                real_list.append(_load(headers, _get(mobile + path), LIST_REQUESTS, 200))
-                floor_list.append(_load({}, _get(floor.url + path), LIST_REQUESTS, 200))
-                _log(
-                    f"list round {n + 1}: mobile_service {real_list[-1].rate:.0f}/s, floor {floor_list[-1].rate:.0f}/s"
-                )
+        list_rows = _list_benchmark(database, mobile, owner_id, headers)
 
         # 4. first sync.
         syncs = []
@@ -545,20 +551,12 @@ def _service_benchmarks(tmp: Path) -> list[Row]:
             syncs.append(seconds)
             _log(f"first sync {n + 1}: {seen} records in {pages} pages, {seconds:.2f} s")
 
-    best_list, best_floor = max(x.rate for x in real_list), max(x.rate for x in floor_list)
     best_create, best_raw = max(x.rate for x in api_create), max(floor_create)
-    list_ratio, create_ratio = best_list / best_floor, best_create / best_raw
+    create_ratio = best_create / best_raw
     sync_s = statistics.median(syncs)
     best = f"{CONCURRENCY} clients, best of {ROUNDS}"
     return [
-        Row("list: mobile_service GET /records?limit=50", f"{best_list:.0f} req/s ({best}){_refused(real_list)}"),
-        Row("list: floor (Starlette + raw aiosqlite)", f"{best_floor:.0f} req/s ({best}){_refused(floor_list)}"),
-        Row(
-            "list: mobile_service ÷ floor",
-            f"{list_ratio:.2f}",
-            f">= {LIST_RATIO_TARGET}",
-            list_ratio >= LIST_RATIO_TARGET,
-        ),
+        *list_rows,
         Row("create: mobile_service POST /records", f"{best_create:.0f} records/s ({best}){_refused(api_create)}"),
         Row("create: raw aiosqlite loop, same rows", f"{best_raw:.0f} records/s (one loop, best of {ROUNDS})"),
         Row(
@@ -573,6 +571,33 @@ def _service_benchmarks(tmp: Path) -> list[Row]:
             f"{sync_s:.2f} s (median of {SYNC_RUNS}: {', '.join(f'{s:.2f}' for s in syncs)})",
             f"< {SYNC_TARGET_S:g} s",
             sync_s < SYNC_TARGET_S,
+        ),
+    ]
+
+
+def _list_benchmark(database: Path, mobile: str, owner_id: str, headers: dict[str, str]) -> list[Row]:
+    """Benchmark 1: the real list route and the floor app take turns on the same database file."""
+    real_list: list[Load] = []
+    floor_list: list[Load] = []
+    path = "/api/v1/records?limit=50"
+    with FloorServer(database, owner_id) as floor:
+        _load(headers, _get(mobile + path), LIST_WARM_UP, 200)
+        _load({}, _get(floor.url + path), LIST_WARM_UP, 200)
+        for n in range(ROUNDS):
+            real_list.append(_load(headers, _get(mobile + path), LIST_REQUESTS, 200))
+            floor_list.append(_load({}, _get(floor.url + path), LIST_REQUESTS, 200))
+            _log(f"list round {n + 1}: mobile_service {real_list[-1].rate:.0f}/s, floor {floor_list[-1].rate:.0f}/s")
+    best_list, best_floor = max(x.rate for x in real_list), max(x.rate for x in floor_list)
+    list_ratio = best_list / best_floor
+    best = f"{CONCURRENCY} clients, best of {ROUNDS}"
+    return [
+        Row("list: mobile_service GET /records?limit=50", f"{best_list:.0f} req/s ({best}){_refused(real_list)}"),
+        Row("list: floor (Starlette + raw aiosqlite)", f"{best_floor:.0f} req/s ({best}){_refused(floor_list)}"),
+        Row(
+            "list: mobile_service ÷ floor",
+            f"{list_ratio:.2f}",
+            f">= {LIST_RATIO_TARGET}",
+            list_ratio >= LIST_RATIO_TARGET,
         ),
     ]
 

@@ -167,8 +167,8 @@ async def _time_queries(database: Path, owner_id: str, texts: list[str]) -> Sear
 
     from common.database import create_engine, create_sessionmaker
     from common.records import search
-    from common.records.crud import owned_records
     from common.records.models import Record
+    from common.records.repository import owned_records
 
     engine = create_engine(f"sqlite+aiosqlite:///{database}")
     sessions = create_sessionmaker(engine)

@@ -13,7 +13,7 @@ from common.api_clients import ServiceDirectory, create_http_client
 from common.bodies import BodyGuardMiddleware
 from common.cache import create_redis
 from common.config import JiluSettings
-from common.database import create_engine, create_sessionmaker
+from common.database import create_engine, create_sessionmaker, create_write_engine
 from common.errors import install_error_handlers
 from common.health import health_router
 from common.middleware import AllowedMethodsMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
@@ -44,6 +44,9 @@ def create_service_app(
         async with AsyncExitStack() as stack:
             engine = create_engine(settings.resolved_database_url)
             stack.push_async_callback(engine.dispose)
+            write_engine = create_write_engine(engine)  # SQLite: one writer, the others queue
+            if write_engine is not engine:
+                stack.push_async_callback(write_engine.dispose)
             redis = create_redis(settings.redis_url)
             stack.push_async_callback(redis.aclose)
             http = create_http_client(settings.http_timeout)
@@ -53,7 +56,7 @@ def create_service_app(
                 settings=settings,
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
-                write_sessionmaker=create_sessionmaker(engine, write=True),
+                write_sessionmaker=create_sessionmaker(write_engine, write=True),
                 redis=redis,
                 http=http,
                 services=ServiceDirectory(settings, http),

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.field_problems import field_problem
@@ -246,7 +247,9 @@ _BUSY_MARKERS = ("database is locked", "could not serialize", "deadlock detected
 
 
 async def _database_busy(_: Request, exc: Exception) -> JSONResponse:
-    if not any(marker in str(exc) for marker in _BUSY_MARKERS):
+    # A pool timeout: no connection came free in time, e.g. the turn at SQLite's one write
+    # connection (`common.database.engine.create_write_engine`) behind a stuck writer.
+    if not isinstance(exc, PoolTimeout) and not any(marker in str(exc) for marker in _BUSY_MARKERS):
         raise exc
     return error_response(503, "service_unavailable", "The database is busy; try again shortly", {"Retry-After": "1"})
 
@@ -256,4 +259,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_busy)
+    app.add_exception_handler(PoolTimeout, _database_busy)
     # Unhandled exceptions become the JSON 500 in `common.middleware.RequestIdMiddleware`.

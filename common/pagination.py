@@ -73,6 +73,22 @@ def decode_offset_cursor(cursor: str, scope: str, *, max_offset: int) -> int:
     return offset
 
 
+def page_statement(
+    statement: Select[Any],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[str],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    """`statement` after `cursor`, newest first, with one row more than `limit` (the extra
+    row says a next page exists)."""
+    if cursor:
+        moment, row_id = decode_cursor(cursor)
+        statement = statement.where(or_(time_column < moment, and_(time_column == moment, id_column < row_id)))
+    return statement.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
+
+
 async def paginate(
     session: AsyncSession,
     statement: Select[Any],
@@ -83,10 +99,7 @@ async def paginate(
     cursor: str | None,
 ) -> tuple[list[Any], str | None]:
     """One page of `statement`'s rows, newest first, and the cursor of the next page."""
-    if cursor:
-        moment, row_id = decode_cursor(cursor)
-        statement = statement.where(or_(time_column < moment, and_(time_column == moment, id_column < row_id)))
-    statement = statement.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
+    statement = page_statement(statement, time_column, id_column, limit=limit, cursor=cursor)
     rows = list((await session.execute(statement)).scalars())
     if len(rows) <= limit:
         return rows, None

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import httpx
 import uvicorn
@@ -121,6 +121,24 @@ def assert_error(
     for name, value in security_headers.items():
         assert response.headers.get(name) == value, name
     return body["detail"]
+
+
+class FieldProblem(TypedDict):
+    """One entry of a validation error's detail (`common.field_problems`)."""
+
+    field: str  # `body.title`, `query.limit`, ...
+    message: str
+    type: str
+
+
+def assert_problems(response: httpx.Response, status: int = 422, code: str = "validation_error") -> list[FieldProblem]:
+    """`assert_error` for an error whose detail lists field problems; return them."""
+    detail = assert_error(response, status, code)
+    assert isinstance(detail, list), detail
+    for problem in detail:
+        assert isinstance(problem, dict) and set(problem) == FieldProblem.__required_keys__, problem
+    # Checked just above; JSON carries no types of its own.
+    return cast(list[FieldProblem], detail)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """SQLAlchemy 2 async database layer shared by every service."""
 
 from common.database.base import Base, TimestampMixin, UTCDateTime, utcnow
-from common.database.engine import create_engine, create_sessionmaker, is_sqlite
+from common.database.engine import create_engine, create_sessionmaker, create_write_engine, is_sqlite
 from common.database.ids import new_id, uuid7
 from common.database.session import Sessions, transaction
 
@@ -12,6 +12,7 @@ __all__ = [
     "UTCDateTime",
     "create_engine",
     "create_sessionmaker",
+    "create_write_engine",
     "is_sqlite",
     "new_id",
     "transaction",

@@ -1,4 +1,4 @@
-"""The async engine (SQLite or PostgreSQL) and its session factory."""
+"""The async engines (SQLite or PostgreSQL) and their session factory."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from common.database.sqlite_driver import OneHopConnection, one_hop_dbapi
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -17,12 +19,16 @@ SQLITE_PRAGMAS = (
 )
 
 
-def is_sqlite(url: str) -> bool:
+def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
 # Execution option marking a connection whose transactions will write.
 WRITE_OPTION = "jilu_write"
+# Seconds a write transaction waits for its turn at the process's one SQLite write connection
+# (`create_write_engine`) before the request is answered 503 "busy"; then SQLite's own
+# busy_timeout bounds the wait for another process's writer.
+WRITE_QUEUE_TIMEOUT = 10.0
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,13 +42,19 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_sqlite(connection: Any) -> None:
     """A write transaction takes SQLite's write lock up front (BEGIN IMMEDIATE), so what it
-    read can never go stale before it writes: writers queue (busy_timeout) instead of
-    failing, and per-user change sequences are handed out in commit order."""
+    read can never go stale before it writes: writers queue (in-process at the write engine,
+    see `create_write_engine`; across processes in busy_timeout) instead of failing, and
+    per-user change sequences are handed out in commit order."""
     immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, OneHopConnection):
+        dbapi_connection.begin_with_next_statement(begin)  # one trip to its thread fewer
+    else:
+        connection.exec_driver_sql(begin)
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """An engine for `url`; SQLite gets its pragmas on every connection and its file's folder."""
     if is_sqlite(url):
         database = make_url(url).database
@@ -54,6 +66,26 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def create_write_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for `engine`'s write transactions (`create_sessionmaker(..., write=True)`).
+
+    SQLite lets one transaction write at a time. On a database file this is an engine with
+    one connection of its own: the process's writers take turns at it in SQLAlchemy's pool
+    queue (first come, first served, waiting on the event loop) for up to
+    `WRITE_QUEUE_TIMEOUT`, instead of all holding connections that poll the file lock in
+    SQLite's busy handler, where a burst of them runs out of busy_timeout (503s) and the lock
+    goes to whoever polls at the right moment. Reads keep `engine`'s pool (WAL readers do not
+    wait for the writer). PostgreSQL, which has row locks, and in-memory SQLite, which is one
+    database per engine, get `engine` itself. The caller disposes of both (they may be one)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return engine
+    # Fewer and shorter trips to the connection's thread (`sqlite_driver`): a turn at the
+    # write lock is not spent waiting on a loop busy with the other requests.
+    driver = {"module": one_hop_dbapi()} if url.get_driver_name() == "aiosqlite" else {}
+    return create_engine(url, pool_size=1, max_overflow=0, pool_timeout=WRITE_QUEUE_TIMEOUT, **driver)
 
 
 def create_sessionmaker(engine: AsyncEngine, *, write: bool = False) -> async_sessionmaker[AsyncSession]:

@@ -10,9 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.database.base import Base, TimestampMixin, UTCDateTime
 
-KINDS = ("note", "diary", "todo", "photo", "screenshot", "voice", "link")
-AI_STATUSES = ("pending", "running", "done", "failed", "skipped")
-
 
 class Record(TimestampMixin, Base):
     __tablename__ = "records"

@@ -28,8 +28,8 @@ from common.database.session import transaction
 from common.errors import NotFound
 from common.records.attachments.service import collect_unreferenced
 from common.records.attachments.storage import AttachmentStorage
-from common.records.crud import get_owned
 from common.records.models import Record
+from common.records.repository import RecordRepository
 from common.records.writer import RecordWriter
 
 SWEEP_INTERVAL_SECONDS = 3600
@@ -68,7 +68,7 @@ async def purge_record(session: AsyncSession, redis: Redis, record: Record) -> s
 async def purge_owned(session: AsyncSession, redis: Redis, owner_id: str, record_id: str) -> set[str]:
     """Purge one of the owner's deleted records (404 for a live one, or none); purging a
     purged record again changes nothing. Returns the sha256s to collect after the commit."""
-    record = await get_owned(session, owner_id, record_id, include_deleted=True, for_update=True)
+    record = await RecordRepository(session, owner_id, include_deleted=True).get(record_id, for_update=True)
     if record is None or not record.is_deleted:
         raise NotFound("no such deleted record")
     if record.purged_at is not None:

@@ -33,7 +33,7 @@ from common.records.schemas import (
     TrashedRecord,
 )
 from common.records.tags import normalise_tag
-from common.records.views import record_public, trashed_record
+from common.records.views import record_page_json, record_public, trashed_record
 
 router = APIRouter(prefix="/api/v1", tags=["records"], responses=error_responses(Unauthorized, ServiceUnavailable))
 
@@ -108,14 +108,19 @@ async def list_records(
     session: SessionDep,
     filters: Filters,
     links: AttachmentLinksDep,
+    response: Response,
     limit: PageLimit = 50,
     cursor: PageCursor = None,
-) -> Page[RecordPublic]:
+) -> Response:
     """The caller's records, newest `occurred_at` first; filter by kind (repeat `kind` for any
     of several), tag (repeat `tag` for records with all of several) and time range
     (`from` inclusive, `to` exclusive). Keep the same filters while following `next_cursor`."""
-    rows, next_cursor = await service.list_page(session, user.id, limit=limit, cursor=cursor, filters=filters)
-    return Page[RecordPublic](items=[record_public(r, links) for r in rows], next_cursor=next_cursor)
+    listed, next_cursor = await service.list_page(session, user.id, limit=limit, cursor=cursor, filters=filters)
+    # The page is serialised here, once, from rows (`views.record_page_json`): the response
+    # model above still gives the schema. Headers a dependency set go along, as FastAPI does.
+    answer = Response(record_page_json(listed, links, next_cursor), media_type="application/json")
+    answer.headers.raw.extend(response.headers.raw)
+    return answer
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic, responses=error_responses(NotFound))

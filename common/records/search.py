@@ -60,8 +60,8 @@ from sqlalchemy.orm import raiseload
 from sqlalchemy.sql.expression import TableClause
 
 from common.pagination import decode_offset_cursor, encode_offset_cursor
-from common.records.crud import owned_records
 from common.records.models import Record, RecordTag
+from common.records.repository import owned_records
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -80,6 +80,9 @@ _search_table = Table(
     Column("title", Text),
     Column("body", Text),
 )
+# Built once: a record's write holds SQLite's write lock while they run (`writer`).
+_INSERT_SEARCH_ROW = insert(_search_table)
+_MAP_SEARCH_ROWID = text("INSERT INTO record_search_rowids (record_id, fts_rowid) VALUES (:id, last_insert_rowid())")
 
 
 # jieba loads its dictionary (about a second, some 60 MB) on first use, not at start-up, so
@@ -194,12 +197,9 @@ async def index_record(
     sqlite = _is_sqlite(session)
     owner = owner_token(record.owner_id) if sqlite else record.owner_id
     values = {"record_id": record.id, "owner_id": owner, "title": text_.title, "body": text_.body}
-    await session.execute(insert(_search_table).values(**values))
+    await session.execute(_INSERT_SEARCH_ROW, values)
     if sqlite:
-        await session.execute(
-            text("INSERT INTO record_search_rowids (record_id, fts_rowid) VALUES (:id, last_insert_rowid())"),
-            {"id": record.id},
-        )
+        await session.execute(_MAP_SEARCH_ROWID, {"id": record.id})
 
 
 async def unindex_record(session: AsyncSession, record_id: str) -> None:
@@ -429,8 +429,8 @@ def _owned(shape: _QueryShape) -> Select[Any]:
 
 def _sqlite_statement(shape: _QueryShape) -> Select[Any]:
     # The owner's token narrows the match inside FTS5 (it is in every `fts_*` query); without
-    # filters the ranking and the cut to `limit` happen there too, and only those rows are
-    # joined to `records`.
+    # filters the ranking and the cut at the page's last place happen there too, and only
+    # the rows that make the cut are joined to `records` (`_sqlite_hits`).
     ranked: Select[*tuple[Any, ...]] = select(
         literal_column("rowid").label("fts_rowid"), literal_column(_BM25).label("rank")
     ).select_from(_fts5_table())

@@ -14,20 +14,46 @@ assigns any of these columns or UPDATEs the records table itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, cast
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Executable, Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.database.ids import new_id
 from common.records import search
-from common.records.crud import next_change_seq
 from common.records.events import EventType, publish_record_event
-from common.records.models import Record, RecordTag
+from common.records.models import Record, RecordTag, SyncCounter
 
 AI_TEXT_LIMIT = 200  # the length of the `ai_title` and `ai_error` columns
+
+
+def _counter_upsert(upsert: Callable[[Table], postgresql.Insert | sqlite.Insert]) -> Executable:
+    counters = cast(Table, SyncCounter.__table__)
+    return (
+        upsert(counters)
+        .values(id=bindparam("owner_id"), seq=1)
+        .on_conflict_do_update(index_elements=[counters.c.id], set_={"seq": counters.c.seq + 1})
+        .returning(counters.c.seq)
+    )
+
+
+# Built once, on the table rather than the mapped class: every write takes a number, inside
+# the write lock, and neither building the statement nor ORM bulk handling is needed for it.
+_COUNTER_UPSERTS = {"postgresql": _counter_upsert(postgresql.insert), "sqlite": _counter_upsert(sqlite.insert)}
+_INSERT_TAGS = insert(cast(Table, RecordTag.__table__))
+
+
+async def next_change_seq(session: AsyncSession, owner_id: str) -> int:
+    """The owner's next change number. The counter row stays locked until the transaction
+    ends (PostgreSQL row lock; SQLite's write lock), so numbers are handed out in commit
+    order and a reader never skips a change that commits late."""
+    statement = _COUNTER_UPSERTS[session.get_bind().dialect.name]
+    return int((await session.execute(statement, {"owner_id": owner_id})).scalar_one())
 
 
 def _ai_status_for(record: Record) -> str:
@@ -46,14 +72,22 @@ class RecordWriter:
         by `device_id`, and announce it as `created`. `prepared`: its segmented text, when
         made before the write lock was taken.
 
-        Raises `IntegrityError` when its id is already taken (a concurrent create or import):
-        the INSERT is in a savepoint, so only it is undone and the caller may go on."""
+        Raises `IntegrityError` when its given id is already taken (a concurrent create or
+        import): the INSERT is in a savepoint, so only it is undone and the caller may go on."""
         record.version = 1
         record.device_id = device_id
         record.ai_status = _ai_status_for(record)
+        given_id = bool(record.id)
+        if not given_id:
+            record.id = new_id()  # now rather than at the flush, so no savepoint is needed
         # One INSERT, nothing after it: the change number is taken first (a number lost to
         # a concurrent duplicate leaves a gap, which the feed allows; it never skips).
         record.change_seq = await next_change_seq(self.session, record.owner_id)
+        if not given_id:  # a new UUIDv7 cannot be taken: no savepoint's two round trips
+            self.session.add(record)
+            await self.session.flush()
+            await self._changed(record, "created", prepared)
+            return
         try:
             # Added inside the savepoint: `begin_nested()` flushes what is pending first, so a
             # record added before it would hit the duplicate outside the savepoint.
@@ -157,15 +191,23 @@ class RecordWriter:
         if not fresh:  # a new record took its number before its INSERT (see `insert`)
             record.change_seq = await next_change_seq(self.session, record.owner_id)
             await self.session.flush()
-        await self._sync_tags(record, fresh=fresh)
-        await search.index_record(self.session, record, prepared, fresh=fresh)
-        await publish_record_event(self.redis, event, record)
+        # The event goes out while the tags and the search row are written: on SQLite the
+        # process's writers wait for this transaction, so Redis's round trip is not added to
+        # it. It is still in Redis before the commit (see `events`).
+        publishing = asyncio.ensure_future(publish_record_event(self.redis, event, record))
+        try:
+            await self._sync_tags(record, fresh=fresh)
+            await search.index_record(self.session, record, prepared, fresh=fresh)
+        except BaseException:
+            publishing.cancel()
+            await asyncio.gather(publishing, return_exceptions=True)
+            raise
+        await publishing
 
     async def _sync_tags(self, record: Record, *, fresh: bool) -> None:
         if not fresh:
             await self.session.execute(delete(RecordTag).where(RecordTag.record_id == record.id))
         if record.tags and not record.is_deleted:
             await self.session.execute(
-                insert(RecordTag),
-                [{"record_id": record.id, "owner_id": record.owner_id, "name": t} for t in record.tags],
+                _INSERT_TAGS, [{"record_id": record.id, "owner_id": record.owner_id, "name": t} for t in record.tags]
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ ISSUER = "jilu"
 AUDIENCE = "jilu-api"
 TokenType = Literal["access", "refresh"]
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "typ"]
+VERIFIED_KEPT = 4096  # access tokens remembered as verified, per codec
 
 
 class InvalidToken(Exception):
@@ -56,6 +58,12 @@ class TokenCodec:
         self._successor_key = derive_key(secret, "refresh-successor")
         self.access_lifetime = timedelta(minutes=access_minutes)
         self.refresh_lifetime = timedelta(days=refresh_days)
+        # Access tokens this codec has verified, by their text, with their claims and `exp`. A
+        # client presents the same token on every request for its lifetime, and verifying it
+        # again could only give the same answer, but for `exp`: the signature and the other
+        # claims do not change with time (`iat` and `nbf` only get further behind), so only
+        # `exp` is checked again on each use. Oldest first out; a new secret is a new codec.
+        self._verified_access: dict[str, tuple[TokenClaims, int]] = {}
 
     def issue(
         self,
@@ -105,6 +113,11 @@ class TokenCodec:
     def decode(self, token: str, expected: TokenType) -> TokenClaims:
         """Verify signature, algorithm, issuer, audience, expiry and the token's kind.
         `ExpiredToken` only for a token that would otherwise pass (of the kind expected)."""
+        if expected == "access" and (verified := self._verified_access.get(token)) is not None:
+            claims, expires = verified
+            if expires <= time.time():  # as PyJWT decides it (`exp <= now`)
+                raise ExpiredToken("token expired")
+            return claims
         try:
             try:
                 payload, expired = self._verified(token, verify_exp=True), False
@@ -115,6 +128,10 @@ class TokenCodec:
         claims = self._claims(payload, expected)
         if expired:
             raise ExpiredToken("token expired")
+        if expected == "access":
+            if len(self._verified_access) >= VERIFIED_KEPT:
+                del self._verified_access[next(iter(self._verified_access))]
+            self._verified_access[token] = (claims, int(payload["exp"]))
         return claims
 
     def _verified(self, token: str, *, verify_exp: bool) -> dict[str, Any]:

@@ -129,13 +129,13 @@ async def chat_stack(
         users_client = await stack.enter_async_context(
             app_client(create_user_app(make_settings(UserSettings, **common)))
         )
-        clients = [
+        llm_client, mobile_client, web_client = [
             await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=timeout))
             for url in (llm_url, mobile_url, web_url)
         ]
         engine = create_engine(database_url)
         stack.push_async_callback(engine.dispose)
-        chat = ChatStack(*clients, engine=engine)
+        chat = ChatStack(llm_client, mobile_client, web_client, engine=engine)
         for username in users:
             registered = await users_client.post(
                 "/api/v1/auth/register", json={"username": username, "password": PASSWORD}

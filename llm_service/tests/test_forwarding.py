@@ -350,7 +350,7 @@ async def test_another_users_ids_are_404_through_each_port_and_change_nothing(st
         record = await chat.record("alice", content="周一开会讨论预算。")
         digest = await ok(chat.mobile.post(f"{DIGESTS}/generate", headers=alice, json={"period": "week"}), 201)
         conversation = await chat.conversation("alice", title="预算")
-        attempts = {
+        attempts: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {
             "memory": [
                 ("GET", f"{MEMORIES}/{memory['id']}", None),
                 ("PATCH", f"{MEMORIES}/{memory['id']}", {"content": "鲍勃改的"}),

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -37,7 +38,8 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def settings(**values: object) -> JiluSettings:
+def settings(**values: Any) -> JiluSettings:
+    # Raw values, as the environment would give them: pydantic validates (and rejects) them.
     return JiluSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

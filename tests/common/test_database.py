@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi import APIRouter
-from sqlalchemy import String, select
+from sqlalchemy import String, Table, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -36,8 +36,10 @@ class Note(TimestampMixin, Base):
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
+    table = Note.__table__
+    assert isinstance(table, Table)  # a declarative class's table; typed as any FromClause
     async with engine.begin() as connection:
-        await connection.run_sync(Note.__table__.create)
+        await connection.run_sync(table.create)
     try:
         yield engine
     finally:

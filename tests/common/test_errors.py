@@ -6,13 +6,15 @@ import sqlite3
 from collections.abc import Callable
 
 import pytest
+from a2wsgi import WSGIMiddleware
 from fastapi import APIRouter, FastAPI
 from flask import Flask
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.routing import Mount
 
-from common.deps import SessionDep
+from common.database import engine as engine_module
+from common.deps import SessionDep, service_state
 from common.errors import RateLimited
 from tests.common.conftest import SERVICES
 from tests.support import SECURITY_HEADERS, WEB_APP_SECURITY_HEADERS, app_client, assert_error
@@ -94,7 +96,11 @@ async def test_jilu_errors_keep_their_code_and_headers(app: FastAPI) -> None:
 
 def flask_app_of(app: FastAPI) -> Flask:
     (mount,) = [route for route in app.routes if isinstance(route, Mount)]
-    return mount.app.app  # the WSGI app inside a2wsgi's middleware
+    middleware = mount.app
+    assert isinstance(middleware, WSGIMiddleware)
+    flask_app = middleware.app  # the WSGI app inside a2wsgi's middleware
+    assert isinstance(flask_app, Flask)
+    return flask_app
 
 
 async def test_web_service_flask_pages_share_the_error_shape(build_app: Callable[..., FastAPI]) -> None:
@@ -137,5 +143,31 @@ async def test_a_busy_database_answers_503_with_retry_after(build_app, migrated_
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+    assert_error(response, 503, "service_unavailable")
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_a_writer_whose_turn_does_not_come_answers_503(
+    build_app, migrated_database_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process's writers queue for its one SQLite write connection; one that waits longer
+    than `WRITE_QUEUE_TIMEOUT` (a stuck writer has it) is 'try again', not a 500."""
+    if not migrated_database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write connection")
+    monkeypatch.setattr(engine_module, "WRITE_QUEUE_TIMEOUT", 0.2)
+    router = APIRouter()
+
+    @router.post("/write")
+    async def write(session: SessionDep) -> dict[str, str]:
+        await session.execute(text("CREATE TABLE IF NOT EXISTS test_queue (x INTEGER)"))
+        return {"ok": "yes"}
+
+    app = build_app("mobile", database_url=migrated_database_url)
+    app.include_router(router)
+    async with app_client(app) as client:
+        async with service_state(app).write_sessionmaker() as stuck, stuck.begin():
+            await stuck.execute(text("SELECT 1"))  # holds the write connection, and the lock
+            response = await client.post("/write")
+        assert (await client.post("/write")).status_code == 200  # its turn, once the writer is done
     assert_error(response, 503, "service_unavailable")
     assert response.headers["retry-after"] == "1"

@@ -64,7 +64,7 @@ async def test_status_headers_and_body_are_relayed(upstream: FastAPI, status: in
 
 
 async def test_query_string_is_relayed(upstream: FastAPI) -> None:
-    params = [("q", "西湖 walk"), ("tag", "a"), ("tag", "b&c")]
+    params = (("q", "西湖 walk"), ("tag", "a"), ("tag", "b&c"))
     async with app_client(upstream) as client:
         seen = (await client.get("/probe/echo", params=params)).json()
     assert seen["path"] == "/probe/echo"
@@ -98,6 +98,15 @@ async def test_large_body_is_relayed_intact(upstream: FastAPI) -> None:
     async with app_client(upstream) as client:
         seen = (await client.post("/probe/echo", content=body)).json()
     assert (seen["body_size"], seen["body_sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+
+
+async def test_the_path_is_relayed_as_the_client_encoded_it(upstream: FastAPI) -> None:
+    # An encoded "?" belongs to the path: the owner has no such path, so it is not /probe/echo.
+    async with app_client(upstream) as client:
+        encoded = await client.get("/probe/echo%3Fpage=2")
+        plain = (await client.get("/probe/ech%6F", params={"page": "2"})).json()
+    assert encoded.status_code == 404
+    assert (plain["path"], plain["query"]) == ("/probe/echo", [["page", "2"]])
 
 
 async def test_forward_to_another_path_keeps_query_and_body(upstream: FastAPI) -> None:

@@ -20,6 +20,7 @@ from common.deps import service_state
 from common.records.attachments import service as attachment_service
 from common.records.models import Attachment, Record
 from common.records.purge import SWEEP_LOCK_KEY, purge_expired, sweep_trash_once
+from common.state import RecordsState
 from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
 from tests.records.attachment_support import (
@@ -184,7 +185,9 @@ async def test_records_deleted_long_ago_are_purged_by_the_sweep(stack: Stack, ow
 
 async def test_the_sweeper_runs_with_the_app_and_stops_with_it(make_stack: MakeStack) -> None:
     async with make_stack() as stack:
-        task = service_state(stack.app).trash_sweeper
+        state = service_state(stack.app)
+        assert isinstance(state, RecordsState)  # a service that serves records keeps a sweeper
+        task = state.trash_sweeper
         assert isinstance(task, asyncio.Task)
         await asyncio.sleep(0)
         assert not task.done()

@@ -12,7 +12,7 @@ from mobile_service.app.config import MobileSettings
 from mobile_service.app.main import create_app as create_mobile_app
 from tests.common.test_bodies import parse_answer, raw_exchange
 from tests.records.conftest import PASSWORD, RECORDS, Account, RecordsStack
-from tests.support import assert_error, serve_app
+from tests.support import assert_problems, serve_app
 
 
 async def test_form_and_multipart_routes_keep_working(records_stack: RecordsStack, records_owner: Account) -> None:
@@ -55,7 +55,7 @@ async def test_the_search_takes_a_raw_chinese_query(
 async def test_server_owned_fields_on_create_are_read_only(records_stack: RecordsStack, records_owner: Account) -> None:
     body = {"content": "x", "version": 3, "owner_id": "someone", "created_at": "2026-01-01T00:00:00Z", "colour": "red"}
     response = await records_stack.mobile.post(RECORDS, json=body, headers=records_owner.headers)
-    detail = assert_error(response, 422, "validation_error")
+    detail = assert_problems(response)
     assert sorted(detail, key=lambda p: p["field"]) == [
         {"field": "body.colour", "message": "Extra inputs are not permitted", "type": "extra_forbidden"},
         {"field": "body.created_at", "message": "created_at is read-only (set by the server)", "type": "read_only"},
@@ -73,7 +73,7 @@ async def test_server_owned_fields_on_update_are_read_only(records_stack: Record
         json={"version": 1, "content": "after", "id": "x", "shared": True, "ai": {}},
         headers=records_owner.headers,
     )
-    detail = assert_error(refused, 422, "validation_error")
+    detail = assert_problems(refused)
     assert sorted((p["field"], p["message"], p["type"]) for p in detail) == [
         ("body.ai", "ai is read-only (set by the server)", "read_only"),
         ("body.id", "id is read-only (set by the server)", "read_only"),

@@ -399,6 +399,23 @@ async def test_a_second_user_reaches_nothing_of_the_first(
     assert (await read(records_api, records_owner, secret["id"])).json() == secret
 
 
+async def test_an_id_no_record_can_have_is_404_not_a_500(
+    records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    """Too long for an id, or with a NUL (a parameter PostgreSQL refuses): not found, as
+    every owner-scoped lookup answers it (`common.database.repository.plausible_id`)."""
+    headers = records_owner.headers
+    for record_id in ("x" * 37, "a%00b"):
+        url = f"{RECORDS}/{record_id}"
+        assert_error(await records_api.get(url, headers=headers), 404, "not_found")
+        edit = await records_api.patch(url, json={"version": 1, "title": "x"}, headers=headers)
+        assert_error(edit, 404, "not_found")
+        assert_error(await records_api.delete(url, headers=headers), 404, "not_found")
+        assert_error(await records_api.post(f"{url}/restore", headers=headers), 404, "not_found")
+        assert_error(await records_api.post(f"{url}/share", headers=headers), 404, "not_found")
+        assert_error(await records_api.get(f"/api/v1/attachments/{record_id}", headers=headers), 404, "not_found")
+
+
 # -- both ports ---------------------------------------------------------------------------
 
 

@@ -519,7 +519,8 @@ async def test_an_empty_push_is_200_with_no_results(
     await records_stack.create(records_api, records_owner, content="kept")
     cursor = (await feed(records_api, records_owner))["cursor"]
 
-    for body in ({"items": []}, {"device_id": "phone", "items": []}):
+    empty_pushes: list[dict[str, Any]] = [{"items": []}, {"device_id": "phone", "items": []}]
+    for body in empty_pushes:
         response = await records_api.post(f"{SYNC}/push", json=body, headers=records_owner.headers)
         assert response.status_code == 200, response.text
         assert response.json() == {"results": []}

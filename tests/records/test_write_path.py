@@ -188,8 +188,8 @@ def test_the_writer_is_what_the_scan_would_catch() -> None:
         "session.execute(text('UPDATE records SET ai_status = :s'))",
         "conn.exec_driver_sql('insert into records (id) values (1)')",
         "seq = await next_change_seq(session, owner)",
-        "seq = await crud.next_change_seq(session, owner)",
-        "from common.records.crud import next_change_seq",
+        "seq = await writer.next_change_seq(session, owner)",
+        "from common.records.writer import next_change_seq",
     ],
 )
 def test_a_planted_write_is_caught(source: str) -> None:

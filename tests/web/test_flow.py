@@ -41,7 +41,8 @@ IMAGE_LOADED = "(img) => img.complete && img.naturalWidth > 0"
 def check_page(page: Page, folder: Path, label: str) -> None:
     """Every page on the way: a screenshot, and on a phone no sideways scrolling."""
     shoot(page, folder, label)
-    if (page.viewport_size or {}).get("width", 0) <= PHONE["width"]:
+    size = page.viewport_size or {"width": 0, "height": 0}
+    if size["width"] <= PHONE["width"]:
         no_horizontal_scroll(page)
 
 

@@ -61,7 +61,7 @@ async def test_every_admin_route_refuses_a_plain_user_and_a_stranger(api: Api, a
     read_only_admin = bearer((await api.create_api_token(admin.access, scopes=["read"]))["token"])
     for method, path in ADMIN_ROUTES:
         url = fill(path, alice.id)  # a real user's id, so a refusal is not a 404 in disguise
-        body = {} if method in ("POST", "PUT", "PATCH") else None
+        body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
 
         assert_error(await api.client.request(method, url, json=body, headers=alice.headers), 403, "forbidden")
         stranger = await api.client.request(method, url, json=body)

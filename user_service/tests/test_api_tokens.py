@@ -200,6 +200,12 @@ async def test_an_unknown_token_id_is_404(api: Api, alice: Account) -> None:
     assert_error(response, 404, "not_found")
 
 
+async def test_an_id_no_token_can_have_is_404_not_a_500(api: Api, alice: Account) -> None:
+    """Too long for an id, or with a NUL (a parameter PostgreSQL refuses)."""
+    for token_id in ("x" * 37, "a%00b"):
+        assert_error(await api.client.delete(f"{TOKENS}/{token_id}", headers=alice.headers), 404, "not_found")
+
+
 async def test_an_api_token_outlives_the_login_session_that_made_it(api: Api, alice: Account) -> None:
     created = await api.create_api_token(alice.access)
 

@@ -85,7 +85,9 @@ async def test_the_window_follows_the_setting(make_api: MakeApi) -> None:
         alice = await api.account("alice")
         pair = (await api.refresh(alice.refresh)).json()
         assert (await api.refresh(alice.refresh)).json() == pair
-        deadline = int(await api.redis.hget(session_key(session_of(alice.refresh)), "prev_until"))
+        prev_until = await api.redis.hget(session_key(session_of(alice.refresh)), "prev_until")
+        assert prev_until is not None
+        deadline = int(prev_until)
         assert 0 < deadline - time.time() * 1000 <= 1000
 
         await asyncio.sleep(max(0.0, deadline / 1000 - time.time()) + 0.05)

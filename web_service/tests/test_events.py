@@ -318,7 +318,8 @@ async def test_a_live_event_waits_until_its_change_is_committed(web_stack: WebSt
     try:
         wait = commit_waiter(create_sessionmaker(engine))
         # Version 2 is announced but not stored yet.
-        pending = asyncio.create_task(wait(RecordEvent("1-0", (1, 0), alice_id, "updated", record["id"], 2)))
+        # `ensure_future`: the waiter is typed as returning an awaitable, not a coroutine.
+        pending = asyncio.ensure_future(wait(RecordEvent("1-0", (1, 0), alice_id, "updated", record["id"], 2)))
         await asyncio.sleep(0.3)
         assert not pending.done()
         edited = await web.patch(
@@ -328,7 +329,7 @@ async def test_a_live_event_waits_until_its_change_is_committed(web_stack: WebSt
         await asyncio.wait_for(pending, PATIENCE)
         # Already visible (version 1 <= 2): no wait at all; another owner's id never matches.
         await asyncio.wait_for(wait(RecordEvent("1-1", (1, 1), alice_id, "created", record["id"], 1)), 0.5)
-        foreign = asyncio.create_task(wait(RecordEvent("1-2", (1, 2), "someone-else", "created", record["id"], 1)))
+        foreign = asyncio.ensure_future(wait(RecordEvent("1-2", (1, 2), "someone-else", "created", record["id"], 1)))
         await asyncio.sleep(0.3)
         assert not foreign.done()
         foreign.cancel()

@@ -13,10 +13,8 @@ also re-check before each request (`OpenAICompatibleClient(allowed_hosts=...)`).
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +23,7 @@ import anyio
 import httpcore
 import httpx
 
+from common.api_clients.http import shared_ssl_context
 from common.api_clients.llm.errors import ProviderRefusedAddress
 from common.errors import Unprocessable
 
@@ -226,12 +225,6 @@ class _CheckingBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying context for every guarded transport (loading the CA bundle is slow)."""
-    return httpx.create_ssl_context()
-
-
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """An httpx transport that refuses to connect to non-public addresses (unless listed).
 
@@ -249,7 +242,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        ssl_context = _ssl_context()
+        ssl_context = shared_ssl_context()
         super().__init__(verify=ssl_context, limits=limits)
         # httpx builds its pool without a network backend parameter; the same pool with
         # the checking backend replaces it (the public httpcore API, one private attribute).

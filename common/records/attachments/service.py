@@ -21,7 +21,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import anyio.to_thread
-from fastcrud.crud.policy_enforcement import conditions_in_reach
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
@@ -33,8 +32,8 @@ from common.records.attachments.links import NOT_VALID
 from common.records.attachments.staging import StagedFile
 from common.records.attachments.storage import AttachmentStorage
 from common.records.attachments.thumbnails import make_thumbnail
-from common.records.crud import get_owned, owned_attachments, record_policy, scoped_attachments
 from common.records.models import Attachment, Record
+from common.records.repository import AttachmentRepository, RecordRepository
 from common.records.writer import RecordWriter
 from common.security.auth import account_standing
 
@@ -53,8 +52,7 @@ async def ensure_record(sessionmaker: async_sessionmaker[AsyncSession], owner_id
     """404 unless `record_id` is the owner's live record: checked before an upload is
     received (and again when it is attached), without opening a write transaction."""
     async with sessionmaker() as session:
-        if await get_owned(session, owner_id, record_id) is None:
-            raise NotFound("no such record")
+        await RecordRepository(session, owner_id).get_or_404(record_id)
 
 
 async def add_thumbnail(storage: AttachmentStorage, staged: StagedFile) -> None:
@@ -83,10 +81,8 @@ async def attach(
     """Add `staged` to the owner's live record: a new version of the record, announced like
     any edit. The file moves into place last, under the content lock, once everything
     else in the transaction has succeeded. Returns the attachment and its record."""
-    record = await get_owned(session, owner_id, record_id, for_update=True)
-    if record is None:
-        raise NotFound("no such record")
-    if await scoped_attachments(owner_id).count(session, record_id=record.id) >= MAX_ATTACHMENTS_PER_RECORD:
+    record = await RecordRepository(session, owner_id).get_or_404(record_id, for_update=True)
+    if await AttachmentRepository(session, owner_id).count_on(record.id) >= MAX_ATTACHMENTS_PER_RECORD:
         raise Conflict(f"a record holds at most {MAX_ATTACHMENTS_PER_RECORD} attachments")
     await lock_content(session, owner_id, staged.sha256)
     attachment = Attachment(
@@ -105,23 +101,11 @@ async def attach(
     return attachment, record
 
 
-async def _owned_live_attachment(session: AsyncSession, owner_id: str, attachment_id: str) -> Attachment:
-    statement = (
-        owned_attachments(owner_id)
-        .join(Record, Record.id == Attachment.record_id)
-        .where(*conditions_in_reach(record_policy(owner_id), Record, "read"), Attachment.id == attachment_id)
-    )
-    attachment = (await session.execute(statement)).scalar()
-    if attachment is None:
-        raise NotFound("no such attachment")
-    return attachment
-
-
 async def file_to_send(
     session: AsyncSession, storage: AttachmentStorage, owner_id: str, attachment_id: str, *, thumbnail: bool = False
 ) -> tuple[Attachment, Path]:
     """The owner's attachment of a live record and the path of its file (or thumbnail)."""
-    attachment = await _owned_live_attachment(session, owner_id, attachment_id)
+    attachment = await AttachmentRepository(session, owner_id).live_or_404(attachment_id)
     if thumbnail and not attachment.has_thumbnail:
         raise NotFound("this attachment has no thumbnail")
     path = (storage.thumbnail_path if thumbnail else storage.path)(owner_id, attachment.sha256)
@@ -180,18 +164,13 @@ async def remove(
 ) -> str:
     """Take an attachment off its record (a new version of the record). Returns its sha256:
     once this transaction has committed, pass it to `collect_unreferenced`."""
-    attachment = await _owned_live_attachment(session, owner_id, attachment_id)
-    record = await get_owned(session, owner_id, attachment.record_id, for_update=True)
+    attachment = await AttachmentRepository(session, owner_id).live_or_404(attachment_id)
+    record = await RecordRepository(session, owner_id).get(attachment.record_id, for_update=True)
     if record is None:
         raise NotFound("no such attachment")
     record.attachments.remove(attachment)  # delete-orphan: the row goes at the flush
     await RecordWriter(session, redis).touch(record, "updated", device_id=device_id)
     return attachment.sha256
-
-
-async def is_referenced(session: AsyncSession, owner_id: str, sha256: str) -> bool:
-    statement = owned_attachments(owner_id).where(Attachment.sha256 == sha256).limit(1)
-    return (await session.execute(statement.with_only_columns(Attachment.id))).first() is not None
 
 
 async def collect_unreferenced(
@@ -203,7 +182,7 @@ async def collect_unreferenced(
     for sha256 in sorted(set(shas)):
         async with transaction(write_sessionmaker) as session:
             await lock_content(session, owner_id, sha256)
-            if not await is_referenced(session, owner_id, sha256):
+            if not await AttachmentRepository(session, owner_id).is_referenced(sha256):
                 await anyio.to_thread.run_sync(storage.remove, owner_id, sha256)
                 removed += 1
     return removed

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
 from common.errors import NotFound
-from common.records.crud import get_owned
 from common.records.models import Record
+from common.records.repository import RecordRepository
 from common.records.schemas import PublicRecord, ShareLink
 from common.records.views import public_view
 from common.records.writer import RecordWriter
@@ -40,17 +40,10 @@ def share_link(slug: str, web_base_url: str = "") -> ShareLink:
     return ShareLink(slug=slug, url=f"{web_base_url}{SHARE_PATH}{slug}")
 
 
-async def _owned_live(session: AsyncSession, owner_id: str, record_id: str) -> Record:
-    record = await get_owned(session, owner_id, record_id, for_update=True)
-    if record is None:
-        raise NotFound("no such record")
-    return record
-
-
 async def current_link(session: AsyncSession, owner_id: str, record_id: str, web_base_url: str = "") -> ShareLink:
     """The link of the owner's live record; `NotFound` when it is not shared or not theirs.
     Only reads: asking never makes a link."""
-    record = await get_owned(session, owner_id, record_id)
+    record = await RecordRepository(session, owner_id).get(record_id)
     if record is None or record.share_slug is None:
         raise NotFound("no such shared record")
     return share_link(record.share_slug, web_base_url)
@@ -62,7 +55,7 @@ async def share(
     """Give the owner's live record a public slug, or return the one it has. Returns the
     link and whether it was made now. Sharing changes the record's `shared` flag, so it is
     a change like an edit: a new version, sequenced for sync, announced as an event."""
-    record = await _owned_live(session, owner_id, record_id)
+    record = await RecordRepository(session, owner_id).get_or_404(record_id, for_update=True)
     if record.share_slug is not None:
         return share_link(record.share_slug, web_base_url), False
     record.share_slug = new_slug()
@@ -72,7 +65,7 @@ async def share(
 
 async def revoke(session: AsyncSession, redis: Redis, owner_id: str, record_id: str) -> None:
     """Take the record's link down for good (a no-op when it is not shared)."""
-    record = await _owned_live(session, owner_id, record_id)
+    record = await RecordRepository(session, owner_id).get_or_404(record_id, for_update=True)
     if record.share_slug is None:
         return
     record.share_slug = None

@@ -1,7 +1,7 @@
 """Sync: the change feed over the per-owner change sequence, and a device's batch of edits.
 
 The feed is ordered by `change_seq`, never by time: sequence numbers are handed out in commit
-order (`crud.next_change_seq`), so a reader that has seen number N has seen every change
+order (`writer.next_change_seq`), so a reader that has seen number N has seen every change
 before it, however the writes interleaved.
 
 A push applies each item in its own savepoint, so an item that cannot be applied changes
@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.errors import Conflict, CursorAhead
 from common.records import service as record_service
 from common.records.attachments.links import AttachmentLinks
-from common.records.crud import owned_records
 from common.records.models import Record
+from common.records.repository import owned_records
 from common.records.schemas import (
     PushErrorCode,
     RecordCreate,
@@ -93,7 +93,7 @@ async def changes(
 async def head_cursor(session: AsyncSession, owner_id: str) -> int:
     """The owner's cursor now: what `changes` reports as `cursor` once paged to the end, so
     `since=<it>` answers only what changes after this call (a change still uncommitted holds
-    a higher number, see `crud.next_change_seq`)."""
+    a higher number, see `writer.next_change_seq`)."""
     statement = owned_records(owner_id, include_deleted=True).with_only_columns(
         func.coalesce(func.max(Record.change_seq), 0)
     )

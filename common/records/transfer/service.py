@@ -30,8 +30,8 @@ from common.errors import Conflict
 from common.records.attachments.service import lock_content
 from common.records.attachments.staging import StagedFile
 from common.records.attachments.storage import AttachmentStorage
-from common.records.crud import owned_records
 from common.records.models import Attachment, Record
+from common.records.repository import owned_records
 from common.records.schemas import ImportReport
 from common.records.transfer import archive
 from common.records.transfer.archive import ImportLimits

@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel
 
 from common.errors import Conflict, NotFound, Unauthorized, error_responses
-from common.records.crud import get_owned
+from common.records.repository import RecordRepository
 from common.records.writer import RecordWriter
 from llm_service.app.deps import CurrentUser, RedisDep, SessionDep
 
@@ -29,9 +29,7 @@ class AnalysisQueued(BaseModel):
 async def analyze(record_id: str, user: CurrentUser, session: SessionDep, redis: RedisDep) -> AnalysisQueued:
     """Queue the record for analysis again (title, summary, tags). Records that opted out of
     AI are never analysed: 409."""
-    record = await get_owned(session, user.id, record_id, for_update=True)
-    if record is None:
-        raise NotFound("no such record")
+    record = await RecordRepository(session, user.id).get_or_404(record_id, for_update=True)
     if record.ai_opt_out:
         raise Conflict("this record opted out of AI processing")
     await RecordWriter(session, redis).request_analysis(record)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy import BindParameter, Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import Memory
 from common.database import utcnow
 from common.records.models import Record
+from common.records.repository import owned_records
 from common.records.search import SearchFilters, parse_query, ranked_records
 from common.users.models import User
+from llm_service.app.memories.repository import owned_memories
 from llm_service.app.providers.base import ChatContext, ChatTurn, Language, SourceRecord, source_of
 from llm_service.app.providers.text import detect_language, words
 
@@ -97,18 +99,22 @@ async def _search(session: AsyncSession, owner_id: str, question: str, *, remote
     return [record for record, _ in hits if not (remote and record.ai_opt_out)]
 
 
-def _memories_statement(*, remote: bool) -> Select[tuple[str]]:
+def _memories_statement(*, remote: bool) -> Select[str]:
     """The owner's (`:owner_id`) memories unexpired at `:now`, most important first; for a
     remote provider, none drawn from a record that opted out of AI."""
-    owner_id = bindparam("owner_id")
+    owner_id: BindParameter[str] = bindparam("owner_id")
     statement = (
-        select(Memory.content)
-        .where(Memory.owner_id == owner_id, or_(Memory.expires_at.is_(None), Memory.expires_at > bindparam("now")))
+        owned_memories(owner_id, bindparam("now"))
+        .with_only_columns(Memory.content)
         .order_by(Memory.importance.desc(), Memory.updated_at.desc(), Memory.id.desc())
         .limit(MEMORIES_IN_CONTEXT)
     )
-    if remote:
-        opted_out = select(Record.id).where(Record.owner_id == owner_id, Record.ai_opt_out.is_(True))
+    if remote:  # deleted records too: what was drawn from an opted-out record never goes out
+        opted_out = (
+            owned_records(owner_id, include_deleted=True)
+            .with_only_columns(Record.id)
+            .where(Record.ai_opt_out.is_(True))
+        )
         statement = statement.where(
             or_(Memory.source != "record", Memory.source_id.is_(None), Memory.source_id.not_in(opted_out))
         )

@@ -37,6 +37,8 @@ from llm_service.app.budgets import BudgetGuard
 from llm_service.app.chat import store
 from llm_service.app.chat.ephemeral import MAX_EPHEMERAL_PER_USER, EphemeralStore
 from llm_service.app.chat.grounding import build_context, find_sources
+from llm_service.app.chat.idle import IdleTimeout
+from llm_service.app.chat.repository import ConversationRepository
 from llm_service.app.chat.schemas import ChatMessagePublic, ConversationCreate, ConversationPublic
 from llm_service.app.chat.store import ConversationRef, NewTurn, StoredMessage
 from llm_service.app.config import LlmSettings
@@ -92,8 +94,12 @@ def title_from(question: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
+# `json.dumps(..., ensure_ascii=False)` builds a new encoder per call: once per streamed delta.
+_SSE_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def sse_event(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    return f"event: {event}\ndata: {_SSE_JSON.encode(data)}\n\n".encode()
 
 
 PING = b": ping\n\n"
@@ -146,7 +152,7 @@ class ChatService:
         if _CONVERSATION_ID.fullmatch(conversation_id):
             ref = await self.ephemeral.get(owner_id, conversation_id)
             if ref is None:
-                ref = await store.get_kept(session, owner_id, conversation_id)
+                ref = await ConversationRepository(session, owner_id).find(conversation_id)
             if ref is not None:
                 return ref
         raise NotFound("no such conversation")
@@ -156,7 +162,7 @@ class ChatService:
     ) -> Page[ConversationPublic]:
         """Kept and live ephemeral conversations together, by last use, newest first."""
         position = decode_cursor(cursor) if cursor else None
-        kept = await store.list_kept(session, owner_id, position, limit + 1)
+        kept = await ConversationRepository(session, owner_id).refs(position, limit + 1)
         ephemeral = await self.ephemeral.live(owner_id)
         page, next_cursor = store.after_cursor([*kept, *ephemeral], position, limit)
         return Page(items=[ref.public() for ref in page], next_cursor=next_cursor)
@@ -164,7 +170,7 @@ class ChatService:
     async def create(self, session: AsyncSession, owner_id: str, data: ConversationCreate) -> ConversationRef:
         title = data.title or ""
         if not data.ephemeral:
-            return await store.create_kept(session, owner_id, title)
+            return await ConversationRepository(session, owner_id).create(title)
         if len(await self.ephemeral.live(owner_id)) >= MAX_EPHEMERAL_PER_USER:
             raise Conflict(
                 f"at most {MAX_EPHEMERAL_PER_USER} ephemeral conversations at once; delete one or let it expire"
@@ -174,13 +180,13 @@ class ChatService:
     async def rename(self, session: AsyncSession, ref: ConversationRef, title: str) -> ConversationRef:
         if ref.ephemeral:
             return await self.ephemeral.rename(ref, title)
-        return await store.rename_kept(session, ref, title)
+        return await ConversationRepository(session, ref.owner_id).rename(ref.id, title)
 
     async def delete(self, session: AsyncSession, ref: ConversationRef) -> None:
         if ref.ephemeral:
             await self.ephemeral.delete(ref)
             return
-        await store.delete_kept(session, ref)
+        await ConversationRepository(session, ref.owner_id).delete(ref.id)
         await self.context_cache.drop(ref.id)
 
     async def messages(
@@ -191,7 +197,7 @@ class ChatService:
         if ref.ephemeral:
             page, next_cursor = store.after_cursor(await self.ephemeral.messages(ref), position, limit)
         else:
-            rows = await store.kept_messages(session, ref, position, limit + 1)
+            rows = await ConversationRepository(session, ref.owner_id).messages(ref.id, position, limit + 1)
             page, next_cursor = store.after_cursor(rows, None, limit)
         return Page(items=[message.public() for message in page], next_cursor=next_cursor)
 
@@ -209,7 +215,7 @@ class ChatService:
         from_redis = asyncio.ensure_future(self._from_redis(user_id, conversation_id))
         try:
             async with self.read_sessions() as session:
-                kept = await store.get_kept(session, user_id, conversation_id)
+                kept = await ConversationRepository(session, user_id).find(conversation_id)
                 provider: Provider = await self.providers.for_user(user_id, session)
                 sources = await find_sources(session, user_id, question, remote=provider.is_remote)
                 ephemeral, history = await from_redis
@@ -217,13 +223,23 @@ class ChatService:
                 if ref is None:
                     raise NotFound("no such conversation")
                 if history is None:  # a kept conversation whose last turns are not cached
-                    history = await store.kept_context(session, self.context_cache, ref)
+                    history = await self._kept_context(session, ref)
                 context = await build_context(session, user_id, question, sources, history, remote=provider.is_remote)
         finally:
             _settle(from_redis)
         if self.budgets is not None and provider.is_remote:
             await self.budgets.ensure_allowed(user_id)
         return Turn(user_id, ref, StoredMessage.new("user", question), provider, context)
+
+    async def _kept_context(self, session: AsyncSession, ref: ConversationRef) -> list[ChatTurn]:
+        """A kept conversation's last turns, oldest first: from the cache, else the database."""
+        cached = await self.context_cache.get(ref.id)
+        if cached is not None:
+            return cached
+        recent = await ConversationRepository(session, ref.owner_id).messages(ref.id, None, store.CONTEXT_TURNS)
+        turns = [message.turn() for message in reversed(recent)]
+        await self.context_cache.fill(ref.id, turns)
+        return turns
 
     async def _from_redis(
         self, user_id: str, conversation_id: str
@@ -325,17 +341,18 @@ class ChatService:
         """The provider's answer, up to its final chunk; a provider silent for longer than
         the idle timeout is a timeout (504)."""
         async with _closing(turn.provider.answer(turn.context)) as stream:
-            while True:
-                try:
-                    async with asyncio.timeout(self.idle_timeout):
-                        chunk = await anext(stream)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise ProviderTimeout("The LLM provider stopped sending its answer") from None
-                yield chunk
-                if chunk.done:
-                    return
+            try:
+                async with IdleTimeout(self.idle_timeout) as idle:  # not a timer per chunk
+                    while True:
+                        try:
+                            chunk = await idle.next(stream)
+                        except StopAsyncIteration:
+                            return
+                        yield chunk
+                        if chunk.done:
+                            return
+            except TimeoutError:
+                raise ProviderTimeout("The LLM provider stopped sending its answer") from None
 
     async def _finish(self, turn: Turn, text: str, final: AnswerChunk | None) -> StoredMessage:
         """Count the tokens, then store the question and the answer together. Citations are
@@ -364,7 +381,7 @@ class ChatService:
             stored = await self.ephemeral.add_turn(ref, new_turn)
         else:
             async with transaction(self.write_sessions) as session:
-                stored = await store.add_kept_turn(session, ref, new_turn)
+                stored = await ConversationRepository(session, ref.owner_id).add_turn(ref.id, new_turn)
             if stored:
                 self.memories.after_turn(turn.provider, turn.user_id, ref.id, turn.question.content)
                 await self.context_cache.append(ref.id, [message.turn() for message in new_turn.messages])

@@ -1,5 +1,5 @@
-"""Kept conversations and their messages (the database), the shapes every conversation
-shares, and the cached context window. Ephemeral conversations live in `ephemeral.py`.
+"""The shapes every conversation shares, kept or ephemeral, and the cached context window.
+Kept conversations are stored through `repository.py`, ephemeral ones in `ephemeral.py`.
 
 The recent context window of a kept conversation (its last turns, what the model is given
 as history) is cached in `jilu:chat:ctx:<id>`, a list refilled from the database on a miss.
@@ -16,10 +16,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, and_, bindparam, delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.ai.models import ChatMessage, Conversation
+from common.ai.models import ChatMessage
 from common.cache import cache_key
 from common.database import new_id, utcnow
 from common.pagination import encode_cursor
@@ -143,107 +141,6 @@ def after_cursor(items: list[Any], cursor: tuple[datetime, str] | None, limit: i
     return page, encode_cursor(*page[-1].sort_key)
 
 
-# -- kept conversations (the database) ---------------------------------------------------
-
-
-def _kept_ref(row: Conversation) -> ConversationRef:
-    return ConversationRef(row.id, row.owner_id, row.title, False, row.created_at, row.updated_at)
-
-
-# The caller's conversation, built once and run with `owner_id` and `conversation_id`: asked
-# before and after every answer.
-_OWNED = select(Conversation).where(
-    Conversation.id == bindparam("conversation_id"), Conversation.owner_id == bindparam("owner_id")
-)
-_OWNED_FOR_UPDATE = _OWNED.with_for_update()
-
-
-async def get_kept(session: AsyncSession, owner_id: str, conversation_id: str) -> ConversationRef | None:
-    params = {"owner_id": owner_id, "conversation_id": conversation_id}
-    row = (await session.execute(_OWNED, params)).scalar()
-    return None if row is None else _kept_ref(row)
-
-
-async def list_kept(
-    session: AsyncSession, owner_id: str, cursor: tuple[datetime, str] | None, limit: int
-) -> list[ConversationRef]:
-    """Up to `limit` of the owner's kept conversations after `cursor`, newest first."""
-    statement = select(Conversation).where(Conversation.owner_id == owner_id)
-    if cursor is not None:
-        moment, row_id = cursor
-        statement = statement.where(
-            or_(Conversation.updated_at < moment, and_(Conversation.updated_at == moment, Conversation.id < row_id))
-        )
-    statement = statement.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit)
-    return [_kept_ref(row) for row in (await session.execute(statement)).scalars()]
-
-
-async def create_kept(session: AsyncSession, owner_id: str, title: str) -> ConversationRef:
-    row = Conversation(owner_id=owner_id, title=title)
-    session.add(row)
-    await session.flush()
-    return _kept_ref(row)
-
-
-async def rename_kept(session: AsyncSession, ref: ConversationRef, title: str) -> ConversationRef:
-    params = {"owner_id": ref.owner_id, "conversation_id": ref.id}
-    row = (await session.execute(_OWNED, params)).scalar_one()
-    row.title = title
-    row.updated_at = utcnow()
-    await session.flush()
-    return _kept_ref(row)
-
-
-async def delete_kept(session: AsyncSession, ref: ConversationRef) -> None:
-    # Messages first: the cascade is the database's, but SQLite applies it only with its pragma.
-    await session.execute(delete(ChatMessage).where(ChatMessage.conversation_id == ref.id))
-    await session.execute(delete(Conversation).where(Conversation.id == ref.id, Conversation.owner_id == ref.owner_id))
-
-
-def _messages_of(ref: ConversationRef) -> Select[Any]:
-    return select(ChatMessage).where(ChatMessage.conversation_id == ref.id, ChatMessage.owner_id == ref.owner_id)
-
-
-async def kept_messages(
-    session: AsyncSession, ref: ConversationRef, cursor: tuple[datetime, str] | None, limit: int
-) -> list[StoredMessage]:
-    statement = _messages_of(ref)
-    if cursor is not None:
-        moment, row_id = cursor
-        statement = statement.where(
-            or_(ChatMessage.created_at < moment, and_(ChatMessage.created_at == moment, ChatMessage.id < row_id))
-        )
-    statement = statement.order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc()).limit(limit)
-    return [StoredMessage.from_row(row) for row in (await session.execute(statement)).scalars()]
-
-
-async def add_kept_turn(session: AsyncSession, ref: ConversationRef, turn: NewTurn) -> bool:
-    """Store a turn; False when the conversation was deleted in the meantime."""
-    params = {"owner_id": ref.owner_id, "conversation_id": ref.id}
-    row = (await session.execute(_OWNED_FOR_UPDATE, params)).scalar()
-    if row is None:
-        return False
-    for message in turn.messages:
-        session.add(
-            ChatMessage(
-                id=message.id,
-                conversation_id=ref.id,
-                owner_id=ref.owner_id,
-                role=message.role,
-                content=message.content,
-                citations=list(message.citations),
-                prompt_tokens=message.prompt_tokens,
-                completion_tokens=message.completion_tokens,
-                created_at=message.created_at,
-            )
-        )
-    row.updated_at = turn.answer.created_at
-    if not row.title:
-        row.title = turn.title
-    await session.flush()
-    return True
-
-
 class ContextCache:
     """The last turns of kept conversations, in Redis with a TTL."""
 
@@ -284,14 +181,3 @@ class ContextCache:
 
 def _turn_json(turn: ChatTurn) -> str:
     return json.dumps({"role": turn.role, "content": turn.content}, ensure_ascii=False)
-
-
-async def kept_context(session: AsyncSession, cache: ContextCache, ref: ConversationRef) -> list[ChatTurn]:
-    """The conversation's last turns, oldest first: from the cache, else the database."""
-    cached = await cache.get(ref.id)
-    if cached is not None:
-        return cached
-    recent = await kept_messages(session, ref, None, CONTEXT_TURNS)
-    turns = [message.turn() for message in reversed(recent)]
-    await cache.fill(ref.id, turns)
-    return turns

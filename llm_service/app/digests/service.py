@@ -24,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.ai.models import Digest
 from common.database import Sessions, transaction, utcnow
 from common.errors import NotFound, Unprocessable
-from common.pagination import paginate
-from common.records.crud import owned_records
 from common.records.models import Record
+from common.records.repository import owned_records
 from common.users.models import User
 from llm_service.app.budgets import BudgetGuard
-from llm_service.app.digests.crud import owned_digests
+from llm_service.app.digests.repository import DigestRepository
 from llm_service.app.digests.schemas import DigestUpdate, Period
 from llm_service.app.providers.base import Language, Provider, SourceRecord, source_of
 
@@ -85,37 +84,25 @@ async def load_owner(session: AsyncSession, owner_id: str) -> Owner:
     return Owner(user.id, zone_of(user.time_zone), language)
 
 
-def _plausible_id(value: str) -> bool:
-    """Ids are 36-character strings; anything else (a NUL PostgreSQL would refuse, a long
-    string) is simply not found."""
-    return len(value) <= 36 and "\x00" not in value
-
-
 async def list_page(
     session: AsyncSession, owner_id: str, *, limit: int, cursor: str | None, period: Period | None = None
 ) -> tuple[list[Digest], str | None]:
     """The owner's digests, the latest period first."""
-    statement = owned_digests(owner_id)
+    digests = DigestRepository(session, owner_id)
+    statement = digests.statement()
     if period is not None:
         statement = statement.where(Digest.period == period)
-    return await paginate(session, statement, Digest.period_start, Digest.id, limit=limit, cursor=cursor)
+    return await digests.page(statement, limit=limit, cursor=cursor)
 
 
-async def get(session: AsyncSession, owner_id: str, digest_id: str, *, for_update: bool = False) -> Digest:
+async def get(session: AsyncSession, owner_id: str, digest_id: str) -> Digest:
     """One digest of the owner's; anyone else's is not found."""
-    if not _plausible_id(digest_id):
-        raise NotFound("no such digest")
-    statement = owned_digests(owner_id).where(Digest.id == digest_id)
-    if for_update:
-        statement = statement.with_for_update()
-    digest = (await session.execute(statement)).scalar()
-    if digest is None:
-        raise NotFound("no such digest")
-    return digest
+    return await DigestRepository(session, owner_id).get_or_404(digest_id)
 
 
 async def update_flags(session: AsyncSession, owner_id: str, digest_id: str, changes: DigestUpdate) -> Digest:
-    digest = await get(session, owner_id, digest_id, for_update=True)
+    """Set the read and pinned flags the reader sent."""
+    digest = await DigestRepository(session, owner_id).get_or_404(digest_id, for_update=True)
     for field, value in changes.model_dump(exclude_unset=True).items():
         setattr(digest, field, value)
     await session.flush()
@@ -123,8 +110,7 @@ async def update_flags(session: AsyncSession, owner_id: str, digest_id: str, cha
 
 
 async def existing(session: AsyncSession, owner_id: str, window: Window) -> Digest | None:
-    statement = owned_digests(owner_id).where(Digest.period == window.period, Digest.period_start == window.start)
-    return (await session.execute(statement.execution_options(populate_existing=True))).scalar()
+    return await DigestRepository(session, owner_id).for_period(window.period, window.start)
 
 
 async def records_in(session: AsyncSession, owner: Owner, window: Window, *, remote: bool) -> tuple[SourceRecord, ...]:

@@ -28,7 +28,7 @@ from common.api_clients.llm import (
 from common.config import JiluSettings
 from common.errors import Forbidden, Unprocessable
 from common.security import AuthUser
-from llm_service.app.llm_config import crud
+from llm_service.app.llm_config import repository
 from llm_service.app.llm_config.crypto import KeyCipher, UnreadableKey
 from llm_service.app.llm_config.schemas import (
     CUSTOM,
@@ -140,7 +140,7 @@ async def applied_settings(
 ) -> Applied:
     """What applies to `user_id` (scope `user`) or to users without their own (`instance`).
     The key is decrypted only when `cipher` is given."""
-    own, instance = await crud.configs_for(session, user_id)
+    own, instance = await repository.configs_for(session, user_id)
     if scope == "user" and own is not None:
         return from_row(own, "user", cipher)
     if instance is not None:
@@ -196,7 +196,7 @@ async def save_config(
     """Store the caller's own settings or (admins) the instance's."""
     owner_id = owner_for(user, scope)
     target = await resolve_target(update, settings)
-    stored = await crud.get_config(session, owner_id)
+    stored = await repository.get_config(session, owner_id)
     encrypted: str | None = None
     if update.api_key is not None:
         key = update.api_key.get_secret_value()
@@ -237,7 +237,7 @@ async def _upsert(
                 await session.flush()
             return row
         except IntegrityError:  # a concurrent first save of the same user's settings won
-            stored = await crud.get_config(session, owner_id)
+            stored = await repository.get_config(session, owner_id)
             if stored is None:
                 raise
     for name, value in values.items():
@@ -259,7 +259,7 @@ async def settings_to_test(
     or, without a body, what applies to the caller."""
     if update is None or target is None:
         return await applied_settings(session, settings, user.id, scope, cipher)
-    stored = await crud.get_config(session, owner_for(user, scope))
+    stored = await repository.get_config(session, owner_for(user, scope))
     if update.api_key is not None:
         key: str | None = update.api_key.get_secret_value()
     elif stored_key_applies(target, stored):

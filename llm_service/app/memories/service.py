@@ -23,19 +23,18 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import Memory
 from common.database import Sessions, transaction, utcnow
-from common.errors import Conflict, NotFound
-from common.pagination import paginate
+from common.errors import Conflict
 from common.records.models import Record
 from llm_service.app.budgets import BudgetGuard
-from llm_service.app.memories.crud import owned_memories
+from llm_service.app.memories.repository import MemoryRepository
 from llm_service.app.memories.schemas import MAX_CONTENT_CHARS, MemoryCreate, MemoryUpdate
 from llm_service.app.providers.base import MemoryCandidate, Provider
 from llm_service.app.providers.text import detect_language
@@ -74,10 +73,6 @@ def content_key(content: str) -> str:
     return hashlib.sha256(text[:end].encode()).hexdigest()
 
 
-def _live(now: datetime) -> Any:
-    return or_(Memory.expires_at.is_(None), Memory.expires_at > now)
-
-
 def _now(now: datetime | None) -> datetime:
     return (now or utcnow()).astimezone(UTC)
 
@@ -92,41 +87,16 @@ async def list_page(
     now: datetime | None = None,
 ) -> tuple[list[Memory], str | None]:
     """The owner's live memories, most recently changed first."""
-    statement = owned_memories(owner_id).where(_live(_now(now)))
+    memories = MemoryRepository(session, owner_id, now=now)
+    statement = memories.statement()
     if long_term is not None:
         statement = statement.where(Memory.long_term.is_(long_term))
-    return await paginate(session, statement, Memory.updated_at, Memory.id, limit=limit, cursor=cursor)
+    return await memories.page(statement, limit=limit, cursor=cursor)
 
 
-async def get(
-    session: AsyncSession, owner_id: str, memory_id: str, *, for_update: bool = False, now: datetime | None = None
-) -> Memory:
+async def get(session: AsyncSession, owner_id: str, memory_id: str) -> Memory:
     """One live memory of the owner's; anyone else's (or an expired one) is not found."""
-    if len(memory_id) > 36 or "\x00" in memory_id:  # not an id: PostgreSQL would refuse a NUL
-        raise NotFound("no such memory")
-    statement = owned_memories(owner_id).where(Memory.id == memory_id, _live(_now(now)))
-    if for_update:
-        statement = statement.with_for_update()
-    memory = (await session.execute(statement)).scalar()
-    if memory is None:
-        raise NotFound("no such memory")
-    return memory
-
-
-async def recall(session: AsyncSession, owner_id: str, *, limit: int = 20, now: datetime | None = None) -> list[Memory]:
-    """The owner's live memories that matter most (for a chat's context): by importance."""
-    statement = (
-        owned_memories(owner_id)
-        .where(_live(_now(now)))
-        .order_by(Memory.importance.desc(), Memory.updated_at.desc(), Memory.id.desc())
-        .limit(limit)
-    )
-    return list((await session.execute(statement)).scalars())
-
-
-async def _by_key(session: AsyncSession, owner_id: str, key: str) -> Memory | None:
-    statement = owned_memories(owner_id).where(Memory.content_key == key).with_for_update()
-    return (await session.execute(statement.execution_options(populate_existing=True))).scalar()
+    return await MemoryRepository(session, owner_id).get_or_404(memory_id)
 
 
 def _reinforce(
@@ -176,8 +146,9 @@ async def remember_one(
     content = content.strip()[:MAX_CONTENT_CHARS]
     importance = min(1.0, max(0.0, importance))
     key = content_key(content)
+    memories = MemoryRepository(session, owner_id, now=now)
     for _ in range(2):  # a concurrent insert of the same fact: the second pass reinforces it
-        memory = await _by_key(session, owner_id, key)
+        memory = await memories.stating(key, for_update=True)
         if memory is not None:
             if memory.expires_at is not None and memory.expires_at <= now:
                 _revive(memory, content, importance, long_term, source, source_id, now, short_term)
@@ -339,12 +310,13 @@ async def update_memory(
 ) -> Memory:
     """Edit a memory; an edited memory is the user's own from then on (it no longer decays)."""
     now = _now(now)
-    memory = await get(session, owner_id, memory_id, for_update=True, now=now)
+    memories = MemoryRepository(session, owner_id, now=now)
+    memory = await memories.get_or_404(memory_id, for_update=True)
     values = changes.model_dump(exclude_unset=True)
     if "content" in values:
         key = content_key(values["content"])
         if key != memory.content_key:
-            clash = (await session.execute(owned_memories(owner_id).where(Memory.content_key == key))).scalar()
+            clash = await memories.stating(key)
             if clash is not None and clash.expires_at is not None and clash.expires_at <= now:
                 await session.delete(clash)  # expired and hidden: it gives way
                 await session.flush()
@@ -370,9 +342,9 @@ async def update_memory(
 
 
 async def delete_memory(session: AsyncSession, owner_id: str, memory_id: str) -> None:
-    memory = await get(session, owner_id, memory_id, for_update=True)
-    await session.delete(memory)
-    await session.flush()
+    """Forget one live memory of the owner's for good; anyone else's (or an expired one) is
+    not found."""
+    await MemoryRepository(session, owner_id).delete_or_404(memory_id)
 
 
 async def decay(session: AsyncSession, policy: DecayPolicy, *, now: datetime | None = None) -> DecayResult:

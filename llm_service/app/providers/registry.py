@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.ai.models import LlmConfig
 from common.api_clients.llm import OpenAICompatibleClient, ProviderBadRequest, get_preset
 from common.config import JiluSettings
-from llm_service.app.llm_config import crud
+from llm_service.app.llm_config import repository
 from llm_service.app.llm_config.crypto import KeyCipher, UnreadableKey
 from llm_service.app.providers.base import Provider
 from llm_service.app.providers.local import LocalProvider
@@ -112,10 +112,10 @@ class ProviderRegistry:
         `local`. Read in `session` when one is given (a request already reading), else in a
         session of its own."""
         if session is not None:
-            own, instance = await crud.configs_for(session, user_id)
+            own, instance = await repository.configs_for(session, user_id)
         else:
             async with self._sessionmaker() as own_session:
-                own, instance = await crud.configs_for(own_session, user_id)
+                own, instance = await repository.configs_for(own_session, user_id)
         row = own or instance
         return self.default if row is None else self.from_config(row)
 

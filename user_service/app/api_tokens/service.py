@@ -5,20 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import Conflict, NotFound
+from common.errors import Conflict
 from common.security.api_tokens import CACHE_TTL, REVOKED, api_token_cache_key, generate_api_token
-from common.users.crud import api_token_crud
 from common.users.models import ApiToken
+from user_service.app.api_tokens.repository import ApiTokenRepository
 from user_service.app.api_tokens.schemas import ApiTokenCreate, ApiTokenCreated
 
 MAX_TOKENS_PER_USER = 50
 
 
 async def create(session: AsyncSession, user_id: str, data: ApiTokenCreate) -> ApiTokenCreated:
-    if await api_token_crud.count(session, user_id=user_id) >= MAX_TOKENS_PER_USER:
+    if await ApiTokenRepository(session, user_id).count() >= MAX_TOKENS_PER_USER:
         raise Conflict(f"a user may hold at most {MAX_TOKENS_PER_USER} API tokens; delete one first")
     token, token_hash, prefix = generate_api_token()
     now = datetime.now(UTC)
@@ -39,14 +38,13 @@ async def create(session: AsyncSession, user_id: str, data: ApiTokenCreate) -> A
 
 
 async def list_for(session: AsyncSession, user_id: str) -> list[ApiToken]:
-    statement = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
-    return list((await session.execute(statement)).scalars())
+    """The user's tokens, newest first."""
+    return await ApiTokenRepository(session, user_id).newest_first()
 
 
 async def delete(session: AsyncSession, redis: Redis, user_id: str, token_id: str) -> None:
-    row = await session.get(ApiToken, token_id)
-    if row is None or row.user_id != user_id:
-        raise NotFound("no such API token")
+    """Delete one of the user's tokens; it stops working at once."""
+    row = await ApiTokenRepository(session, user_id).get_or_404(token_id, for_update=True, operation="delete")
     await session.delete(row)
     await session.flush()
     # A tombstone, not a delete: a request racing this one must not re-cache the token.

@@ -16,8 +16,8 @@ from common.errors import BadRequest, Conflict, NotFound, Unprocessable
 from common.pagination import paginate
 from common.security.passwords import hash_password, password_problem, verify_password
 from common.security.sessions import Standing, cache_standing, end_all_sessions
-from common.users.crud import user_crud
 from common.users.models import User
+from user_service.app.users.repository import user_crud
 from user_service.app.users.schemas import UserCreate, UserUpdate
 
 FIRST_USER_LOCK_SECONDS = 30
@@ -53,7 +53,8 @@ async def _ensure_unique(
 
 def _first_admin_lock(session: AsyncSession) -> str:
     # One lock per database: instances that share a Redis do not hold up each other.
-    database = session.get_bind().url.render_as_string(hide_password=True)
+    # The bind may be an Engine or a Connection; both lead to the engine, which has the URL.
+    database = session.get_bind().engine.url.render_as_string(hide_password=True)
     return cache_key("lock", "first-admin", hashlib.sha256(database.encode()).hexdigest()[:16])
 
 

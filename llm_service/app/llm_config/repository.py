@@ -1,5 +1,6 @@
-"""Reading and writing provider settings: one row per user (their own) and one with no
-owner (the instance's, set by an admin).
+"""Reading provider settings: one row per user (their own) and one with no owner (the
+instance's, set by an admin). Plain SQLAlchemy rather than an `OwnedRepository`: a user
+reads the instance's row too, which no owner holds, and writes are the service's.
 
 The database cannot make "one row without an owner" unique (NULLs are distinct), so every
 read takes the oldest such row: two admins saving at the same moment never make the

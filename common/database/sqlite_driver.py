@@ -1,0 +1,233 @@
+"""SQLAlchemy's aiosqlite driver made for the one SQLite write connection of a process
+(`engine.create_write_engine`), where every other writer of the process waits while a
+write transaction runs, so each of its steps should be as short as it can be.
+
+aiosqlite runs each call on its connection's thread and hands the result back to the event
+loop. SQLAlchemy's adapter makes three or four such trips per statement (make a cursor,
+execute, fetch the rows, close the cursor), one for `BEGIN` and one for the pool's rollback
+of a connection it takes back, even a committed one. And each trip, on a loop busy with
+other requests, costs far more than the statement: the loop's thread keeps the GIL the
+connection's thread needs (for up to the interpreter's 5 ms switch interval), and the
+result then waits behind the other requests' work. Here:
+- a statement is one trip: execute, fetch every row, note what the cursor said, close it;
+- `BEGIN` goes with the transaction's first statement (`begin_with_next_statement`);
+- a commit or rollback with no transaction open makes no trip (sqlite3 does nothing then);
+- the loop's thread blocks for a trip up to `SPIN_SECONDS` before it awaits it (`_trip`);
+- once `BEGIN IMMEDIATE` holds SQLite's write lock, a small INSERT runs on the loop's thread
+  itself (`_runs_inline`): it can wait for no lock then, and takes microseconds.
+
+SQLAlchemy's adapter is kept for everything else: rows are buffered as they were, errors are
+raised as they were, server-side cursors are unchanged. This reaches into aiosqlite's
+`Connection` (its queue and sqlite3 connection, as its own methods use them) and SQLAlchemy's
+adapter classes, whose versions `requirements.txt` pins; `tests/common/test_sqlite_driver.py`
+runs it against them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+# How long the loop's thread waits, blocked, for a trip to the connection's thread (`_trip`).
+SPIN_SECONDS = 0.001
+# An INSERT of at most this many rows, with no SELECT in it, runs on the loop's thread once
+# the write lock is held: it takes microseconds (a record's rows, its tags, its search row).
+INLINE_MAX_ROWS = 64
+_SMALL_INSERT = re.compile(r"\s*INSERT\b(?!.*\bSELECT\b)", re.IGNORECASE | re.DOTALL)
+
+
+class _Done:
+    """What a finished statement's cursor said; stands in for the cursor, closed already."""
+
+    __slots__ = ("arraysize", "description", "lastrowid", "rowcount")
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.description = cursor.description
+        self.rowcount = cursor.rowcount
+        self.lastrowid = cursor.lastrowid
+        self.arraysize = cursor.arraysize
+
+    def close(self) -> None:
+        """Closed already (`_run`)."""
+
+
+def _run(
+    connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool
+) -> tuple[_Done, list[Any]]:
+    """`begin` if given, then one statement: its rows and what its cursor said."""
+    if begin is not None:
+        connection.execute(begin).close()
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        return _Done(cursor), cursor.fetchall() if cursor.description else []
+    finally:
+        cursor.close()
+
+
+class _Outcome:
+    """A call's result or error, and a flag the loop's thread can block on."""
+
+    __slots__ = ("error", "finished", "value")
+
+    def __init__(self) -> None:
+        self.finished = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run(self, call: Callable[[], Any]) -> None:
+        try:
+            self.value = call()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the waiting coroutine
+            self.error = exc
+        finally:
+            self.finished.set()
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+async def _trip(driver: aiosqlite.Connection, call: Callable[[], Any]) -> Any:
+    """`call()` on the connection's thread. The loop's thread blocks up to `SPIN_SECONDS` for
+    it, which lets that thread have the GIL at once; a longer call (another process holds
+    SQLite's lock, a checkpoint) is then awaited as aiosqlite would."""
+    outcome = _Outcome()
+    future = asyncio.get_running_loop().create_future()
+    # aiosqlite's own queue, as its `Connection._execute` uses it. `outcome.run` never raises,
+    # so the future always gets a value, unread when `finished` was seen in time.
+    driver._tx.put_nowait((future, partial(outcome.run, call)))
+    if not outcome.finished.wait(SPIN_SECONDS):
+        await future
+    return outcome.result()
+
+
+def _runs_inline(operation: str, parameters: Any, many: bool) -> bool:
+    return (not many or len(parameters) <= INLINE_MAX_ROWS) and _SMALL_INSERT.match(operation) is not None
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's aiosqlite cursor, each statement one trip (or none, `_runs_inline`)."""
+
+    __slots__ = ()
+    _awaitable_cursor_close = False  # `_Done.close`: nothing left to close
+
+    def _make_new_cursor(self, connection: Any) -> Any:
+        return None  # made per statement (`_run`)
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._statement(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        await self._statement(operation, seq_of_parameters, many=True)
+
+    async def _statement(self, operation: str, parameters: Any, *, many: bool) -> None:
+        connection = self._adapt_connection
+        assert isinstance(connection, OneHopConnection)
+        driver = connection.driver
+        async with connection._execute_mutex:
+            begin, connection.pending_begin = connection.pending_begin, None
+            raw = driver._connection
+            if (
+                begin is None
+                and connection.holds_write_lock
+                and raw is not None
+                and _runs_inline(operation, parameters, many)
+            ):
+                done, rows = _run(raw, None, operation, parameters, many)
+            else:
+                # `_conn` is read on the thread: it raises there if the connection is closed.
+                done, rows = await _trip(driver, lambda: _run(driver._conn, begin, operation, parameters, many))
+                connection.holds_write_lock = connection.holds_write_lock or begin == "BEGIN IMMEDIATE"
+        self._cursor = done  # type: ignore[assignment]
+        self._rows = deque(rows)
+
+    @property
+    def description(self) -> Sequence[Any] | None:  # type: ignore[override]
+        return self._cursor.description if self._cursor is not None else None
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's adapted aiosqlite connection with `OneHopCursor` and a deferred BEGIN."""
+
+    __slots__ = ("holds_write_lock", "pending_begin")
+    _cursor_cls = OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:  # an `aiosqlite.Connection`
+        super().__init__(dbapi, connection)
+        self.pending_begin: str | None = None
+        self.holds_write_lock = False  # `BEGIN IMMEDIATE` succeeded, no COMMIT/ROLLBACK since
+
+    @property
+    def driver(self) -> aiosqlite.Connection:
+        driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        return driver
+
+    def begin_with_next_statement(self, begin: str) -> None:
+        """Open the transaction (`begin`: `BEGIN` or `BEGIN IMMEDIATE`) on the same trip as
+        the next statement rather than on one of its own; its error is that statement's."""
+        self.pending_begin = begin
+
+    def rollback(self) -> None:
+        if not self._nothing_open():
+            self._end("rollback")
+
+    def commit(self) -> None:
+        if not self._nothing_open():
+            self._end("commit")
+
+    def _nothing_open(self) -> bool:
+        """No transaction is open: it never began, or it is over (a committed connection that
+        the pool takes back). Reading `in_transaction` on the loop is what aiosqlite does."""
+        never_began = self.pending_begin is not None
+        self.pending_begin = None
+        self.holds_write_lock = False
+        return never_began or (self.driver._connection is not None and not self.driver.in_transaction)
+
+    def _end(self, how: str) -> None:
+        """COMMIT or ROLLBACK, on the connection's thread (it may checkpoint the WAL)."""
+        driver = self.driver
+        try:
+            await_(_trip(driver, lambda: getattr(driver._conn, how)()))
+        except Exception as error:  # noqa: BLE001 - translated, as SQLAlchemy's adapter does
+            self._handle_exception(error)
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The module SQLAlchemy's aiosqlite dialect is given (`create_async_engine(module=…)`)."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+        """As `AsyncAdapt_aiosqlite_dbapi.connect` (aiosqlite 0.22), with `OneHopConnection`.
+        The sqlite3 connection may be used from the loop's thread too (`_runs_inline`): never
+        at the same time as from its own, since both go through the adapter's mutex."""
+        kw["check_same_thread"] = False
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy does: a forgotten connection ends with the process
+        return OneHopConnection(self, await_(connection))
+
+
+def one_hop_dbapi() -> OneHopDBAPI:
+    return OneHopDBAPI(aiosqlite, sqlite3)
