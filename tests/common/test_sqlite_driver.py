@@ -1,0 +1,167 @@
+"""The SQLite write engine and its driver (`common/database/sqlite_driver.py`), run against the
+installed SQLAlchemy and aiosqlite: statements answer as SQLAlchemy's own driver would, a
+write transaction holds SQLite's write lock from its first statement to its end, and it
+makes as few trips to the connection's thread as it can."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from common.database import create_engine, create_sessionmaker, create_write_engine, sqlite_driver, transaction
+from common.database import engine as engine_module
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "jilu.db"
+
+
+@pytest.fixture
+async def engines(database: Path) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    writer = create_write_engine(engine)
+    async with writer.begin() as connection:
+        await connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT UNIQUE)"))
+    try:
+        yield engine, writer
+    finally:
+        await writer.dispose()
+        await engine.dispose()
+
+
+@pytest.fixture
+def writes(engines: tuple[AsyncEngine, AsyncEngine]) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engines[1], write=True)
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What each trip to the connection's thread ran, in order."""
+    seen: list[str] = []
+    real = sqlite_driver._trip
+
+    async def counted(driver: Any, call: Callable[[], Any]) -> Any:
+        seen.append(getattr(call, "__qualname__", "?"))
+        return await real(driver, call)
+
+    monkeypatch.setattr(sqlite_driver, "_trip", counted)
+    return seen
+
+
+def other_writer(database: Path) -> sqlite3.Connection:
+    """Another process's connection, as far as SQLite can tell: it waits for no lock."""
+    return sqlite3.connect(database, isolation_level=None, timeout=0)
+
+
+async def test_statements_answer_as_sqlalchemys_driver_does(writes: async_sessionmaker[AsyncSession]) -> None:
+    async with transaction(writes) as session:
+        returned = await session.execute(text("INSERT INTO notes (title) VALUES (:t) RETURNING id"), {"t": "a"})
+        assert returned.scalar_one() == 1
+        plain = await session.execute(text("INSERT INTO notes (title) VALUES (:t)"), {"t": "b"})
+        assert plain.lastrowid == 2  # type: ignore[attr-defined]
+        many = await session.execute(text("INSERT INTO notes (title) VALUES (:t)"), [{"t": "c"}, {"t": "d"}])
+        assert many.rowcount == 2  # type: ignore[attr-defined]
+        updated = await session.execute(text("UPDATE notes SET title = title || '!' WHERE id > 2"))
+        assert updated.rowcount == 2  # type: ignore[attr-defined]
+        rows = await session.execute(text("SELECT id, title FROM notes ORDER BY id"))
+        assert list(rows.keys()) == ["id", "title"]
+        assert [tuple(row) for row in rows] == [(1, "a"), (2, "b"), (3, "c!"), (4, "d!")]
+    with pytest.raises(IntegrityError):
+        async with transaction(writes) as session:
+            await session.execute(text("INSERT INTO notes (title) VALUES ('e')"))
+            await session.execute(text("INSERT INTO notes (title) VALUES ('a')"))  # taken: all undone
+    with pytest.raises(OperationalError, match="no such column"):
+        async with transaction(writes) as session:
+            await session.execute(text("SELECT no_column FROM notes"))
+    async with writes() as session:
+        assert (await session.execute(text("SELECT count(*) FROM notes"))).scalar_one() == 4
+
+
+async def test_a_write_transaction_holds_the_lock_from_its_first_statement_to_its_end(
+    writes: async_sessionmaker[AsyncSession], database: Path
+) -> None:
+    other = other_writer(database)
+    try:
+        async with transaction(writes) as session:
+            other.execute("BEGIN IMMEDIATE")  # nothing was run yet: the lock is free
+            other.execute("ROLLBACK")
+            await session.execute(text("SELECT count(*) FROM notes"))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            await session.execute(text("INSERT INTO notes (title) VALUES ('kept')"))  # on the loop's thread
+        other.execute("BEGIN IMMEDIATE")
+        assert other.execute("SELECT title FROM notes").fetchall() == [("kept",)]
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_a_rollback_undoes_what_ran_on_the_loops_thread(writes: async_sessionmaker[AsyncSession]) -> None:
+    async with writes() as session, session.begin():
+        await session.execute(text("SELECT 1"))
+        await session.execute(text("INSERT INTO notes (title) VALUES ('gone')"))
+        await session.rollback()
+    async with writes() as session:
+        assert (await session.execute(text("SELECT count(*) FROM notes"))).scalar_one() == 0
+
+
+async def test_a_transaction_makes_few_trips(writes: async_sessionmaker[AsyncSession], trips: list[str]) -> None:
+    async with transaction(writes) as session:
+        await session.execute(text("SELECT count(*) FROM notes"))  # with BEGIN IMMEDIATE
+        await session.execute(text("INSERT INTO notes (title) VALUES ('x')"))  # none: on the loop's thread
+        await session.execute(text("INSERT INTO notes (title) VALUES (:t)"), [{"t": "y"}, {"t": "z"}])  # none
+        await session.execute(text("DELETE FROM notes WHERE title = 'z'"))  # one
+    assert len(trips) == 3  # and COMMIT; the pool's rollback of the committed connection none
+    trips.clear()
+    async with transaction(writes):
+        pass
+    async with transaction(writes) as session:
+        session.add_all([])  # a session that never ran a statement: no BEGIN, no COMMIT
+    assert trips == []
+
+
+async def test_a_busy_database_fails_the_first_statement(
+    database: Path, monkeypatch: pytest.MonkeyPatch, engines: tuple[AsyncEngine, AsyncEngine]
+) -> None:
+    """Another process holds SQLite's lock past busy_timeout: the first statement fails with
+    SQLite's 'database is locked' (a 503 in the apps), and the connection serves the next one."""
+    _, writer = engines
+    await writer.dispose()  # new connections, with a short busy_timeout
+    pragmas = tuple(p if "busy_timeout" not in p else "PRAGMA busy_timeout=50" for p in engine_module.SQLITE_PRAGMAS)
+    monkeypatch.setattr(engine_module, "SQLITE_PRAGMAS", pragmas)
+    writes = create_sessionmaker(writer, write=True)
+    other = other_writer(database)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with transaction(writes) as session:
+                await session.execute(text("INSERT INTO notes (title) VALUES ('late')"))
+        other.execute("ROLLBACK")
+        async with transaction(writes) as session:
+            await session.execute(text("INSERT INTO notes (title) VALUES ('in time')"))
+    finally:
+        other.close()
+    async with writes() as session:
+        assert (await session.execute(text("SELECT title FROM notes"))).scalars().all() == ["in time"]
+
+
+async def test_only_a_sqlite_file_gets_a_write_engine_of_its_own(tmp_path: Path) -> None:
+    memory = create_engine("sqlite+aiosqlite:///:memory:")
+    file = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jilu.db'}")
+    writer = create_write_engine(file)
+    try:
+        assert create_write_engine(memory) is memory  # one database per engine: no second one
+        assert writer is not file
+        assert writer.pool.size() == 1  # type: ignore[attr-defined]
+        assert isinstance(writer.dialect.loaded_dbapi, sqlite_driver.OneHopDBAPI)
+    finally:
+        for engine in (memory, file, writer):
+            await engine.dispose()
