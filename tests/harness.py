@@ -179,8 +179,8 @@ class Spawned:
                     known = None
                 try:
                     # Read again each time: a child caught between fork and exec still shows
-                    # its parent's command line.
-                    cmdline = " ".join(child.cmdline())
+                    # its parent's command line. A zombie's reads empty: keep what was seen.
+                    cmdline = " ".join(child.cmdline()) or (known[1] if known else "")
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     cmdline = known[1] if known else ""
                 self._seen[child.pid] = (known[0] if known else child, cmdline)

@@ -4,7 +4,7 @@ piece longer than the limit is a `TimeoutError`; time spent outside a wait never
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
@@ -17,7 +17,7 @@ async def pieces(count: int, every: float) -> AsyncIterator[int]:
         yield n
 
 
-async def silent(closed: list[str]) -> AsyncIterator[int]:
+async def silent(closed: list[str]) -> AsyncGenerator[int]:
     try:
         yield 0
         await asyncio.Event().wait()  # never sends the next piece
