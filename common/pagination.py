@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Integer, Select, and_, bindparam, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -73,6 +73,31 @@ def decode_offset_cursor(cursor: str, scope: str, *, max_offset: int) -> int:
     return offset
 
 
+def keyset_statement(
+    statement: Select[Any],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[str],
+    *,
+    after_cursor: bool,
+) -> Select[Any]:
+    """`statement` newest first, after a cursor when `after_cursor`; the page size and the
+    cursor are bound parameters (`keyset_params`), so a statement can be built once and run
+    for every page."""
+    if after_cursor:
+        moment, row_id = bindparam("cursor_time", type_=time_column.type), bindparam("cursor_id")
+        statement = statement.where(or_(time_column < moment, and_(time_column == moment, id_column < row_id)))
+    return statement.order_by(time_column.desc(), id_column.desc()).limit(bindparam("page_rows", type_=Integer))
+
+
+def keyset_params(*, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The values `keyset_statement`'s parameters take for a page of `limit` after `cursor`:
+    one row more than `limit` is read (the extra row says a next page exists)."""
+    if not cursor:
+        return {"page_rows": limit + 1}
+    moment, row_id = decode_cursor(cursor)
+    return {"page_rows": limit + 1, "cursor_time": moment, "cursor_id": row_id}
+
+
 def page_statement(
     statement: Select[Any],
     time_column: InstrumentedAttribute[datetime],
@@ -82,11 +107,9 @@ def page_statement(
     cursor: str | None,
 ) -> Select[Any]:
     """`statement` after `cursor`, newest first, with one row more than `limit` (the extra
-    row says a next page exists)."""
-    if cursor:
-        moment, row_id = decode_cursor(cursor)
-        statement = statement.where(or_(time_column < moment, and_(time_column == moment, id_column < row_id)))
-    return statement.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
+    row says a next page exists), values bound."""
+    keyset = keyset_statement(statement, time_column, id_column, after_cursor=bool(cursor))
+    return keyset.params(keyset_params(limit=limit, cursor=cursor))
 
 
 async def paginate(

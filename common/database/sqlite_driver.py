@@ -1,6 +1,8 @@
-"""SQLAlchemy's aiosqlite driver made for the one SQLite write connection of a process
-(`engine.create_write_engine`), where every other writer of the process waits while a
-write transaction runs, so each of its steps should be as short as it can be.
+"""SQLAlchemy's aiosqlite driver with fewer and shorter trips to each connection's thread,
+for every engine on a SQLite file (`engine.create_engine`). It matters most on the one write
+connection of a process (`engine.create_write_engine`), where every other writer of the
+process waits while a write transaction runs, and on reads it is most of what separates the
+record list from a raw aiosqlite loop.
 
 aiosqlite runs each call on its connection's thread and hands the result back to the event
 loop. SQLAlchemy's adapter makes three or four such trips per statement (make a cursor,

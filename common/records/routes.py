@@ -43,7 +43,7 @@ MAX_SEARCH_RESULTS = 100
 MAX_FILTER_TAGS = 10
 
 
-def filters_from_query(
+async def filters_from_query(
     kind: Annotated[
         list[Kind] | None, Query(max_length=len(get_args(Kind)), description="repeat for any of several kinds")
     ] = None,

@@ -4,21 +4,22 @@ event), in the caller's transaction."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.database.repository import reach
 from common.errors import Conflict, PreconditionRequired, VersionConflict
-from common.pagination import encode_cursor, page_statement
+from common.pagination import encode_cursor, keyset_params, keyset_statement
 from common.records import search
 from common.records.attachments.links import AttachmentLinks
 from common.records.models import Attachment, Record
-from common.records.repository import RecordRepository, TrashRepository, attachment_policy
+from common.records.repository import RecordRepository, TrashRepository, attachment_policy, owned_records
 from common.records.schemas import RecordCreate, RecordUpdate, TagCount
 from common.records.views import (
     LISTED_ATTACHMENT_COLUMNS,
@@ -186,6 +187,21 @@ async def restore(
     return record
 
 
+@functools.lru_cache(maxsize=64)
+def _list_statement(filters: search.FilterShape, *, after_cursor: bool) -> Select[Any]:
+    """The record list's statement for one filter shape, built once: the owner, the filters'
+    values, the page size and the cursor are bound parameters."""
+    chosen = owned_records(bindparam("owner_id")).with_only_columns(*LISTED_RECORD_COLUMNS)
+    chosen = chosen.where(*search.filter_conditions(filters))
+    page = keyset_statement(chosen, Record.occurred_at, Record.id, after_cursor=after_cursor).subquery("page")
+    attached = and_(Attachment.record_id == page.c.id, *reach(Attachment, attachment_policy(bindparam("owner_id"))))
+    return (
+        select(page, *LISTED_ATTACHMENT_COLUMNS)
+        .outerjoin(Attachment, attached)
+        .order_by(page.c.occurred_at.desc(), page.c.id.desc(), Attachment.id)
+    )
+
+
 async def list_page(
     session: AsyncSession,
     owner_id: str,
@@ -198,22 +214,17 @@ async def list_page(
     (`views.LISTED_RECORD_COLUMNS`, each with its attachments' `LISTED_ATTACHMENT_COLUMNS`,
     by id), and the next page's cursor.
 
-    One statement: the page of records (a limited subquery) left-joined to their
-    attachments, so the list costs one round trip to the database and no ORM objects
+    One statement (`_list_statement`): the page of records (a limited subquery) left-joined
+    to their attachments, so the list costs one round trip to the database and no ORM objects
     (issue 11: each statement is a few hops to aiosqlite's thread; identity-map work was a
     third of the list's time)."""
-    records = RecordRepository(session, owner_id)
-    chosen = search.apply_filters(records.statement().with_only_columns(*LISTED_RECORD_COLUMNS), filters)
-    page = page_statement(chosen, Record.occurred_at, Record.id, limit=limit, cursor=cursor).subquery("page")
-    attached = and_(Attachment.record_id == page.c.id, *reach(Attachment, attachment_policy(owner_id)))
-    statement = (
-        select(page, *LISTED_ATTACHMENT_COLUMNS)
-        .outerjoin(Attachment, attached)
-        .order_by(page.c.occurred_at.desc(), page.c.id.desc(), Attachment.id)
-    )
+    params = {"owner_id": owner_id, **filters.params, **keyset_params(limit=limit, cursor=cursor)}
+    # Through the session's connection: the rows come back as rows, with no ORM loading.
+    connection = await session.connection()
+    rows = await connection.execute(_list_statement(filters.shape, after_cursor=bool(cursor)), params)
     width = len(LISTED_RECORD_COLUMNS)
     listed: list[ListedRecord] = []
-    for row in await session.execute(statement):
+    for row in rows:
         values = tuple(row)
         if not listed or listed[-1][0][LISTED_ID] != values[LISTED_ID]:
             listed.append((values[:width], []))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
 
+@functools.lru_cache(maxsize=64)  # a handful of purposes; a list signs one URL per file
 def derive_key(secret: str, purpose: str) -> bytes:
     return hmac.new(secret.encode(), f"jilu:{purpose}".encode(), hashlib.sha256).digest()
 

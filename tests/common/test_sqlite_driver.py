@@ -128,6 +128,18 @@ async def test_a_transaction_makes_few_trips(writes: async_sessionmaker[AsyncSes
     assert trips == []
 
 
+async def test_a_read_is_two_trips(engines: tuple[AsyncEngine, AsyncEngine], trips: list[str]) -> None:
+    """The read engine has the same driver: a request's read is its statement (with the
+    deferred BEGIN) and its COMMIT, where SQLAlchemy's driver made five or six trips."""
+    reads = create_sessionmaker(engines[0])
+    async with transaction(reads) as session:  # connects: the pragmas' trips
+        await session.execute(text("SELECT 1"))
+    trips.clear()
+    async with transaction(reads) as session:
+        assert (await session.execute(text("SELECT count(*) FROM notes"))).scalar_one() == 0
+    assert len(trips) == 2
+
+
 async def test_a_busy_database_fails_the_first_statement(
     database: Path, monkeypatch: pytest.MonkeyPatch, engines: tuple[AsyncEngine, AsyncEngine]
 ) -> None:
@@ -162,6 +174,7 @@ async def test_only_a_sqlite_file_gets_a_write_engine_of_its_own(tmp_path: Path)
         assert writer is not file
         assert writer.pool.size() == 1  # type: ignore[attr-defined]
         assert isinstance(writer.dialect.loaded_dbapi, sqlite_driver.OneHopDBAPI)
+        assert isinstance(file.dialect.loaded_dbapi, sqlite_driver.OneHopDBAPI)  # reads too
     finally:
         for engine in (memory, file, writer):
             await engine.dispose()
