@@ -34,7 +34,7 @@ MAX_ATTACHMENT_URL_SECONDS = 7 * 24 * 3600
 Environment = Literal["development", "test", "production"]
 
 
-def _split_csv(value: object) -> object:
+def split_csv(value: object) -> object:
     """Accept `a,b,c` (how people write lists in `.env` files) as well as a real list."""
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -115,7 +115,7 @@ class JiluSettings(BaseSettings):
     @field_validator("services", "llm_allowed_hosts", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("services")
     @classmethod

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import Integer, Select, and_, bindparam, or_
+from sqlalchemy import BindParameter, Integer, Select, and_, bindparam, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -84,7 +84,8 @@ def keyset_statement(
     cursor are bound parameters (`keyset_params`), so a statement can be built once and run
     for every page."""
     if after_cursor:
-        moment, row_id = bindparam("cursor_time", type_=time_column.type), bindparam("cursor_id")
+        moment: BindParameter[datetime] = bindparam("cursor_time", type_=time_column.type)
+        row_id: BindParameter[str] = bindparam("cursor_id")
         statement = statement.where(or_(time_column < moment, and_(time_column == moment, id_column < row_id)))
     return statement.order_by(time_column.desc(), id_column.desc()).limit(bindparam("page_rows", type_=Integer))
 

@@ -11,7 +11,26 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from common.database.base import Base, TimestampMixin, UTCDateTime
 
 
-class Record(TimestampMixin, Base):
+class Extractable:
+    """What Jilu read out of an attachment (OCR, a transcript, a PDF's text) or from behind a
+    link record's URL (`common.records.extraction`). `status` is null where there is
+    nothing to read (a record that is not a link). The texts are deferred: a record's read
+    never loads them; search indexes `extracted_index` (segmented once, by the worker)."""
+
+    extraction_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    extraction_engine: Mapped[str | None] = mapped_column(String(64), default=None)
+    extraction_error: Mapped[str | None] = mapped_column(String(200), default=None)
+    # What the engine learned besides the text: page_count, duration_seconds, confidence,
+    # title, site_name, final_url, url (a link's), preview_attachment_id.
+    extraction_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extracted_text: Mapped[str] = mapped_column(Text, default="", deferred=True)
+    extracted_index: Mapped[str] = mapped_column(Text, default="", deferred=True)
+    # When the current extraction was asked for: a pending one that long queued with no
+    # worker taking it lost its job (Redis restarted empty) and is queued again.
+    extraction_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Record(TimestampMixin, Extractable, Base):
     __tablename__ = "records"
     __table_args__ = (
         Index("ix_records_owner_occurred", "owner_id", "occurred_at", "id"),
@@ -59,7 +78,7 @@ class RecordTag(Base):
     name: Mapped[str] = mapped_column(String(32))
 
 
-class Attachment(Base):
+class Attachment(Extractable, Base):
     __tablename__ = "attachments"
     __table_args__ = (Index("ix_attachments_owner_sha", "owner_id", "sha256"),)
 

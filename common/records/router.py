@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack
 
 from fastapi import APIRouter
 
-from common.records import purge, routes
+from common.records import extraction_routes, purge, routes
 from common.records.attachments import routes as attachment_routes
 from common.records.sharing import routes as sharing_routes
 from common.records.sync import routes as sync_routes
@@ -20,6 +20,7 @@ def records_routers() -> list[APIRouter]:
         sharing_routes.router,
         attachment_routes.router,
         attachment_routes.files_router,
+        extraction_routes.router,
         sync_routes.router,
         transfer_routes.router,
     ]

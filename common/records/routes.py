@@ -229,5 +229,14 @@ async def search_records(
     `cursor` with the same `q` and filters (a cursor of another search, or of another user,
     is 422); it is null on the last page and after the first 1,000 results."""
     hits, next_cursor = await search.search_page(session, user.id, q, limit=limit, cursor=cursor, filters=filters)
-    items = [SearchHit(record=record_public(r, links), score=score, highlight=snippet) for r, score, snippet in hits]
+    items = [
+        SearchHit(
+            record=record_public(r, links),
+            score=score,
+            highlight=snippet.text,
+            matched_in="link" if snippet.in_link else "attachment" if snippet.attachment_id else "record",
+            attachment_id=snippet.attachment_id,
+        )
+        for r, score, snippet in hits
+    ]
     return Page[SearchHit](items=items, next_cursor=next_cursor)

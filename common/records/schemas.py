@@ -18,6 +18,7 @@ Kind = Literal["note", "diary", "todo", "photo", "screenshot", "voice", "link"]
 # `unstorable`: the database refused it).
 PushErrorCode = Literal["version_conflict", "deleted", "invalid_item", "invalid_data", "unusable_id", "unstorable"]
 AiStatus = Literal["pending", "running", "done", "failed", "skipped"]
+ExtractionStatus = Literal["pending", "running", "done", "failed", "skipped"]
 MAX_CONTENT_CHARS = 200_000
 Title = Annotated[str, Field(max_length=200)]
 Content = Annotated[str, Field(max_length=MAX_CONTENT_CHARS)]
@@ -59,7 +60,7 @@ class RecordBase(_Storable):
 # Record fields only the server writes: sent in a body, they are refused as read-only
 # (a 422 saying so, see `common.field_problems`) rather than as unknown.
 SERVER_OWNED_FIELDS = frozenset(
-    {"owner_id", "created_at", "updated_at", "deleted_at", "shared", "attachments", "ai", "deleted"}
+    {"owner_id", "created_at", "updated_at", "deleted_at", "shared", "attachments", "ai", "deleted", "extraction"}
 )
 
 
@@ -105,6 +106,29 @@ class RecordUpdate(_Storable):
     ai_opt_out: bool | None = None
 
 
+class ExtractionInfo(BaseModel):
+    """What Jilu read out of an attachment, or from behind a link record's URL: the text is
+    searchable, and analysis and the assistant see it. `GET /attachments/{id}/extraction` (a
+    link record's: `GET /records/{id}/extraction`) gives the text itself."""
+
+    status: ExtractionStatus = Field(
+        description="pending or running: queued or being read; done: read (the text may be empty); "
+        "skipped: nothing Jilu can read there (`error` says why; not an error); failed: gave up after retries"
+    )
+    engine: str | None = Field(description="what read it: rapidocr, transcription:<model>, pypdf, trafilatura …")
+    error: str | None = Field(description="why nothing was read (skipped) or why it failed; safe to show")
+    page_count: int | None = Field(default=None, description="a PDF's pages")
+    duration_seconds: float | None = Field(default=None, description="a voice memo's length, from the file's header")
+    title: str | None = Field(default=None, description="a link's page title")
+    site_name: str | None = Field(default=None, description="a link's site")
+
+
+class ExtractionText(ExtractionInfo):
+    """An extraction with the text it read."""
+
+    text: str = Field(description="the text read, in reading order; empty until done")
+
+
 class AttachmentPublic(BaseModel):
     id: str
     content_type: str
@@ -116,6 +140,9 @@ class AttachmentPublic(BaseModel):
         "until `expires` (JILU_ATTACHMENT_URL_SECONDS, at least); read the record again for a fresh one"
     )
     thumbnail_url: str | None = Field(description="the same for the JPEG thumbnail; null when there is none")
+    extraction: ExtractionInfo | None = Field(
+        default=None, description="what was read out of the file; null for files stored before Jilu read them"
+    )
 
 
 class AttachmentUploaded(AttachmentPublic):
@@ -146,6 +173,9 @@ class RecordPublic(BaseModel):
     shared: bool
     attachments: list[AttachmentPublic]
     ai: AiInfo
+    extraction: ExtractionInfo | None = Field(
+        default=None, description="a `link` record's page, read from its URL; null for other kinds"
+    )
 
 
 class TrashedRecord(RecordPublic):
@@ -170,6 +200,12 @@ class SearchHit(BaseModel):
     record: RecordPublic
     score: float
     highlight: str = Field(description="an HTML-escaped excerpt with the matches in <mark>")
+    matched_in: Literal["record", "attachment", "link"] = Field(
+        default="record",
+        description="where `highlight` comes from: the record's own text, the text read out of one of "
+        "its attachments (`attachment_id`), or the page behind its link",
+    )
+    attachment_id: str | None = Field(default=None, description="the attachment whose text matched")
 
 
 class ShareLink(BaseModel):

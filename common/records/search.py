@@ -48,6 +48,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -60,7 +61,7 @@ from sqlalchemy.orm import raiseload
 from sqlalchemy.sql.expression import TableClause
 
 from common.pagination import decode_offset_cursor, encode_offset_cursor
-from common.records.models import Record, RecordTag
+from common.records.models import Attachment, Record, RecordTag
 from common.records.repository import owned_records
 
 jieba.setLogLevel(logging.WARNING)
@@ -194,12 +195,24 @@ async def index_record(
     if record.is_deleted:
         return
     text_ = prepared or index_text(record.title, record.content, record.tags)
+    body = text_.body
+    if not fresh:  # what was read out of its attachments and its link, segmented already
+        body = "\n".join([body, *(await _extracted_indexes(session, record.id))])
     sqlite = _is_sqlite(session)
     owner = owner_token(record.owner_id) if sqlite else record.owner_id
-    values = {"record_id": record.id, "owner_id": owner, "title": text_.title, "body": text_.body}
+    values = {"record_id": record.id, "owner_id": owner, "title": text_.title, "body": body}
     await session.execute(_INSERT_SEARCH_ROW, values)
     if sqlite:
         await session.execute(_MAP_SEARCH_ROWID, {"id": record.id})
+
+
+async def _extracted_indexes(session: AsyncSession, record_id: str) -> list[str]:
+    """The segmented texts of the record's finished extractions (`common.records.extraction`)."""
+    own = select(Record.extracted_index).where(Record.id == record_id, Record.extraction_status == "done")
+    attached = select(Attachment.extracted_index).where(
+        Attachment.record_id == record_id, Attachment.extraction_status == "done"
+    )
+    return [text_ for text_ in (await session.execute(own.union_all(attached))).scalars() if text_]
 
 
 async def unindex_record(session: AsyncSession, record_id: str) -> None:
@@ -296,7 +309,7 @@ async def search(
     offset: int = 0,
     filters: SearchFilters = SearchFilters(),
     match_any: bool = False,
-) -> list[tuple[Record, float, str]]:
+) -> list[tuple[Record, float, Snippet]]:
     """The owner's best-matching live records: (record, score, highlighted snippet).
 
     Records with every word of the query; with `match_any`, records with any of them, those
@@ -306,7 +319,8 @@ async def search(
     hits = await ranked_records(
         session, owner_id, terms, limit=limit, offset=offset, filters=filters, match_any=match_any
     )
-    return [(record, score, highlight(record, terms)) for record, score in hits]
+    shown = await snippets(session, [record for record, _ in hits], terms)
+    return [(record, score, snippet) for (record, score), snippet in zip(hits, shown, strict=True)]
 
 
 # Paging stops this deep into the results: a search is for finding, and an offset costs more
@@ -322,7 +336,7 @@ async def search_page(
     limit: int,
     cursor: str | None,
     filters: SearchFilters = SearchFilters(),
-) -> tuple[list[tuple[Record, float, str]], str | None]:
+) -> tuple[list[tuple[Record, float, Snippet]], str | None]:
     """One page of `search`, and the cursor of the next (None on the last page). A cursor is
     good only for the owner, query and filters it was made for: another is a 422."""
     scope = _page_scope(owner_id, query, filters)
@@ -544,12 +558,34 @@ def _postgresql_statement(shape: _QueryShape) -> Select[Any]:
     )
 
 
+@dataclass(frozen=True)
+class Snippet:
+    """Where a search hit matched, as an HTML-escaped excerpt with the matches in <mark>: in
+    the record's own text, or in what was read out of one of its attachments (`attachment_id`)
+    or from behind its link (`in_link`)."""
+
+    text: str
+    attachment_id: str | None = None
+    in_link: bool = False
+
+
+def _match_pattern(terms: list[Term]) -> re.Pattern[str] | None:
+    words = sorted({w for term in terms for words in term.alternatives for w in words}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
+
+
 def highlight(record: Record, terms: list[Term]) -> str:
     """An HTML-escaped excerpt of the record around the first match, matches in <mark>."""
     source = "\n".join(part for part in (record.title, record.content) if part)
-    words = sorted({w for term in terms for words in term.alternatives for w in words}, key=len, reverse=True)
-    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
+    return excerpt_of(source, _match_pattern(terms)) or excerpt_of(source, None) or ""
+
+
+def excerpt_of(source: str, pattern: re.Pattern[str] | None) -> str | None:
+    """`source` around the first match of `pattern`, escaped, matches in <mark>; None when
+    `pattern` finds nothing (with no pattern: the start of `source`)."""
     first = pattern.search(source) if pattern else None
+    if pattern is not None and first is None:
+        return None
     start = max(0, first.start() - SNIPPET_BEFORE) if first else 0
     end = min(len(source), (first.end() if first else 0) + SNIPPET_AFTER)
     excerpt = source[start:end]
@@ -562,3 +598,33 @@ def highlight(record: Record, terms: list[Term]) -> str:
     prefix = "…" if start > 0 else ""
     suffix = "…" if end < len(source) else ""
     return prefix + "".join(pieces).replace("\n", " ") + suffix
+
+
+async def snippets(session: AsyncSession, records: Sequence[Record], terms: list[Term]) -> list[Snippet]:
+    """Where each record matched: its own text if the words are there, else the first text
+    read out of its link or attachments that has them (one more query, only then)."""
+    pattern = _match_pattern(terms)
+    own = [excerpt_of("\n".join(part for part in (r.title, r.content) if part), pattern) for r in records]
+    elsewhere = [r.id for r, found in zip(records, own, strict=True) if found is None]
+    read: dict[str, list[tuple[str | None, str]]] = {}
+    if elsewhere and pattern is not None:
+        links = select(Record.id, literal(None).label("attachment_id"), Record.extracted_text).where(
+            Record.id.in_(elsewhere), Record.extraction_status == "done"
+        )
+        files = select(Attachment.record_id, Attachment.id, Attachment.extracted_text).where(
+            Attachment.record_id.in_(elsewhere), Attachment.extraction_status == "done"
+        )
+        for record_id, attachment_id, text_ in await session.execute(links.union_all(files)):
+            read.setdefault(record_id, []).append((attachment_id, text_ or ""))
+    found: list[Snippet] = []
+    for record, excerpt in zip(records, own, strict=True):
+        if excerpt is not None:
+            found.append(Snippet(excerpt))
+            continue
+        for attachment_id, text_ in sorted(read.get(record.id, []), key=lambda item: item[0] or ""):
+            if (inside := excerpt_of(text_, pattern)) is not None:
+                found.append(Snippet(inside, attachment_id, attachment_id is None))
+                break
+        else:  # matched by a word form the pattern does not show (a prefix): the record's start
+            found.append(Snippet(highlight(record, terms)))
+    return found

@@ -9,7 +9,15 @@ import pydantic_core
 
 from common.records.attachments.links import AttachmentLinks
 from common.records.models import Attachment, Record
-from common.records.schemas import AiInfo, AttachmentPublic, PublicRecord, RecordPublic, Tombstone, TrashedRecord
+from common.records.schemas import (
+    AiInfo,
+    AttachmentPublic,
+    ExtractionInfo,
+    PublicRecord,
+    RecordPublic,
+    Tombstone,
+    TrashedRecord,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -33,6 +41,10 @@ LISTED_RECORD_COLUMNS = (
     Record.ai_summary,
     Record.ai_tags,
     Record.ai_error,
+    Record.extraction_status,
+    Record.extraction_engine,
+    Record.extraction_error,
+    Record.extraction_details,
 )
 LISTED_ATTACHMENT_COLUMNS = (
     Attachment.id,
@@ -42,6 +54,10 @@ LISTED_ATTACHMENT_COLUMNS = (
     Attachment.sha256,
     Attachment.filename,
     Attachment.has_thumbnail,
+    Attachment.extraction_status,
+    Attachment.extraction_engine,
+    Attachment.extraction_error,
+    Attachment.extraction_details,
 )
 LISTED_ID, LISTED_OCCURRED_AT = 0, 5  # positions in LISTED_RECORD_COLUMNS: what the list's cursor holds
 # A listed record: its `LISTED_RECORD_COLUMNS` values and its attachments' `LISTED_ATTACHMENT_COLUMNS`.
@@ -54,6 +70,28 @@ def _attachment_urls(attachment_id: str, owner_id: str, links: AttachmentLinks |
         url = f"{API_PREFIX}/attachments/{attachment_id}"
         return url, f"{url}?thumb=1"
     return links.url(attachment_id, "original", owner_id), links.url(attachment_id, "thumb", owner_id)
+
+
+# What of an extraction's details clients see (the rest, such as a link's URL, is Jilu's).
+PUBLIC_DETAILS = ("page_count", "duration_seconds", "title", "site_name")
+
+
+def extraction_dict(
+    status: str | None, engine: str | None, error: str | None, details: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """`ExtractionInfo` of the extraction columns, as the dict its model dumps to."""
+    if status is None:
+        return None
+    shown = details or {}
+    return {"status": status, "engine": engine, "error": error, **{key: shown.get(key) for key in PUBLIC_DETAILS}}
+
+
+def extraction_info(target: Attachment | Record) -> ExtractionInfo | None:
+    """The extraction clients see of an attachment or a link record (None: nothing to read)."""
+    shown = extraction_dict(
+        target.extraction_status, target.extraction_engine, target.extraction_error, target.extraction_details
+    )
+    return None if shown is None else ExtractionInfo.model_validate(shown)
 
 
 def attachment_public(attachment: Attachment, links: AttachmentLinks | None) -> AttachmentPublic:
@@ -69,6 +107,7 @@ def attachment_public(attachment: Attachment, links: AttachmentLinks | None) -> 
         filename=attachment.filename,
         url=url,
         thumbnail_url=thumbnail_url if attachment.has_thumbnail else None,
+        extraction=extraction_info(attachment),
     )
 
 
@@ -94,6 +133,7 @@ def record_public(record: Record, links: AttachmentLinks | None) -> RecordPublic
             tags=list(record.ai_tags or []),
             error=record.ai_error if record.ai_status == "failed" else None,
         ),
+        extraction=extraction_info(record),
     )
 
 
@@ -121,9 +161,22 @@ def record_page_json(listed: Sequence[ListedRecord], links: AttachmentLinks | No
             ai_summary,
             ai_tags,
             ai_error,
+            extraction_status,
+            extraction_engine,
+            extraction_error,
+            extraction_details,
         ) = row
         shown = []
-        for attachment_id, owner_id, content_type, size, sha256, filename, has_thumbnail in attachments:
+        for (
+            attachment_id,
+            owner_id,
+            content_type,
+            size,
+            sha256,
+            filename,
+            has_thumbnail,
+            *extraction,
+        ) in attachments:
             url, thumbnail_url = _attachment_urls(attachment_id, owner_id, links)
             shown.append(
                 {
@@ -134,6 +187,7 @@ def record_page_json(listed: Sequence[ListedRecord], links: AttachmentLinks | No
                     "filename": filename,
                     "url": url,
                     "thumbnail_url": thumbnail_url if has_thumbnail else None,
+                    "extraction": extraction_dict(*extraction),
                 }
             )
         items.append(
@@ -157,6 +211,9 @@ def record_page_json(listed: Sequence[ListedRecord], links: AttachmentLinks | No
                     "tags": list(ai_tags or []),
                     "error": ai_error if ai_status == "failed" else None,
                 },
+                "extraction": extraction_dict(
+                    extraction_status, extraction_engine, extraction_error, extraction_details
+                ),
             }
         )
     return pydantic_core.to_json({"items": items, "next_cursor": next_cursor})

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.database.ids import new_id
-from common.records import search
+from common.records import extraction, search
 from common.records.events import EventType, publish_record_event
 from common.records.models import Record, RecordTag, SyncCounter
 
@@ -80,6 +80,9 @@ class RecordWriter:
         given_id = bool(record.id)
         if not given_id:
             record.id = new_id()  # now rather than at the flush, so no savepoint is needed
+        await extraction.link_written(self.redis, record)
+        for attachment in record.attachments:  # an import's files
+            await extraction.attachment_added(self.redis, attachment)
         # One INSERT, nothing after it: the change number is taken first (a number lost to
         # a concurrent duplicate leaves a gap, which the feed allows; it never skips).
         record.change_seq = await next_change_seq(self.session, record.owner_id)
@@ -117,6 +120,8 @@ class RecordWriter:
         if reanalyse:
             record.ai_status = _ai_status_for(record)
             record.ai_error = None
+        if event == "updated" and not record.is_deleted:
+            await extraction.link_written(self.redis, record)
         await self._changed(record, event)
 
     async def mark_pushed(self, record: Record, fingerprint: str, device_id: str | None) -> None:
@@ -183,6 +188,49 @@ class RecordWriter:
         if final:
             values = {**values, "change_seq": await next_change_seq(self.session, record.owner_id)}
         await self.session.execute(update(Record).where(Record.id == record.id).values(**values))
+        return True
+
+    async def mark_link_running(self, record: Record) -> None:
+        """A worker took the link record's extraction: `running`, announced to nobody (the
+        finished result is)."""
+        record.extraction_status = "running"
+        await self.session.flush()
+
+    async def link_details(self, record: Record, details: dict[str, object]) -> None:
+        """Keep what else was learned of a link record's page (its preview attachment), with
+        no change of its own: the attachment that came with it made the change."""
+        record.extraction_details = details
+        await self.session.flush()
+
+    async def read_link_again(self, record: Record) -> None:
+        """Owe a link record a new reading of its URL (`POST /records/{id}/extract`): its
+        extraction is `pending` again, which synced devices see (a change number, no version)."""
+        await extraction.request_extraction(self.redis, record, url=extraction.link_url(record))
+        await self._changed(record, "updated")
+
+    async def extraction_finished(self, record: Record, link: Mapping[str, object] | None = None) -> bool:
+        """After an extraction of one of the record's attachments (stored by the caller) or of
+        the link record itself (`link`: its extraction columns, written here): a change
+        number but no new version (a device's pending edit stays valid), the search index
+        with the text now read, a new analysis owed (it reads that text too), `updated`.
+        False when the record is gone or, for `link`, points elsewhere now: the caller rolls
+        back. The row is locked before the change counter, as every writer does."""
+        live = await self.session.scalar(
+            select(Record).where(Record.id == record.id, Record.is_deleted.is_(False)).with_for_update()
+        )
+        if live is None:
+            return False
+        if link is not None:
+            details = link.get("extraction_details")
+            url = details.get("url") if isinstance(details, dict) else None
+            asked = (live.extraction_details or {}).get("url")
+            if live.extraction_status != "running" or url is None or asked != url or extraction.link_url(live) != url:
+                return False  # edited to point elsewhere, or asked again, meanwhile: that asked anew
+            for column, value in link.items():
+                setattr(live, column, value)
+        live.ai_status = _ai_status_for(live)
+        live.ai_error = None
+        await self._changed(live, "updated")
         return True
 
     async def _changed(self, record: Record, event: EventType, prepared: search.IndexText | None = None) -> None:

@@ -2,10 +2,12 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import field_validator
+from pydantic_settings import NoDecode
 
-from common.config import JiluSettings, service_settings_config
+from common.config import JiluSettings, service_settings_config, split_csv
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,8 +31,33 @@ class LlmSettings(JiluSettings):
     # how long its Redis lock lasts if the holder dies mid-run.
     scheduler_interval_seconds: float = 300.0
     scheduler_lock_seconds: int = 600
+    # Extraction (issue 12): workers per process reading attachments and links; OCR worker
+    # processes (each holds the OCR models, about 200 MB); attempts per job, first retry delay.
+    extraction_workers: int = 2
+    ocr_processes: int = 1
+    extraction_max_attempts: int = 3
+    extraction_retry_seconds: float = 5.0
+    # Scanned PDFs are read by OCR up to this many pages; voice memos are sent up to this size.
+    extraction_max_ocr_pages: int = 10
+    extraction_max_audio_mb: int = 25
+    # Fetching link records' pages: hosts an admin allows although they resolve to private
+    # addresses (host:port, as JILU_LLM_ALLOWED_HOSTS), the size cap and the time limit.
+    link_allowed_hosts: Annotated[list[str], NoDecode] = []
+    link_max_mb: int = 5
+    link_timeout_seconds: float = 10.0
 
-    @field_validator("analysis_workers", "analysis_max_attempts", "memory_short_term_days", "scheduler_lock_seconds")
+    @field_validator(
+        "analysis_workers",
+        "analysis_max_attempts",
+        "memory_short_term_days",
+        "scheduler_lock_seconds",
+        "extraction_workers",
+        "ocr_processes",
+        "extraction_max_attempts",
+        "extraction_max_ocr_pages",
+        "extraction_max_audio_mb",
+        "link_max_mb",
+    )
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         if value < 1:
@@ -58,7 +85,12 @@ class LlmSettings(JiluSettings):
             raise ValueError("must be 0 (unlimited) or more")
         return value
 
-    @field_validator("analysis_retry_seconds")
+    @field_validator("link_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return split_csv(value)
+
+    @field_validator("analysis_retry_seconds", "extraction_retry_seconds", "link_timeout_seconds")
     @classmethod
     def _positive_seconds(cls, value: float) -> float:
         if value <= 0:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from common.api_clients.llm import create_llm_http_client
 from common.app import create_service_app
+from common.records.attachments.storage import AttachmentStorage
 from common.state import ServiceState, state_fields
 from llm_service.app.analysis.routes import router as analysis_router
 from llm_service.app.analysis.worker import AnalysisWorkers
@@ -17,6 +18,7 @@ from llm_service.app.chat.service import ChatService
 from llm_service.app.config import LlmSettings, get_settings
 from llm_service.app.digests.routes import router as digests_router
 from llm_service.app.digests.scheduler import start_scheduler
+from llm_service.app.extraction.setup import start_extraction
 from llm_service.app.llm_config.routes import router as llm_config_router
 from llm_service.app.memories.from_chat import ChatMemories
 from llm_service.app.memories.routes import router as memories_router
@@ -28,7 +30,8 @@ __all__ = ["create_app", "get_settings"]
 
 
 async def _build_state(base: ServiceState, stack: AsyncExitStack) -> LlmState:
-    """llm_service's start-up: its providers, budgets, chat, analysis workers and scheduler."""
+    """llm_service's start-up: its providers, budgets, chat, analysis and extraction workers
+    and scheduler."""
     settings = cast(LlmSettings, base.settings)  # create_app takes only LlmSettings
     llm_http = create_llm_http_client(settings.llm_allowed_hosts, timeout=settings.http_timeout)
     stack.push_async_callback(llm_http.aclose)
@@ -50,8 +53,10 @@ async def _build_state(base: ServiceState, stack: AsyncExitStack) -> LlmState:
         retry_seconds=settings.analysis_retry_seconds,
         budgets=budgets,
         after_analysis=extraction_after_analysis(sessions, short_term, budgets),
+        storage=AttachmentStorage(settings.data_dir),
     )
     await analysis.start(stack)
+    extraction = await start_extraction(settings, base.redis, sessions, providers, budgets, stack)
     scheduler = await start_scheduler(settings, base.redis, sessions, providers.for_user, budgets, stack)
     return LlmState(
         **state_fields(base),
@@ -60,6 +65,7 @@ async def _build_state(base: ServiceState, stack: AsyncExitStack) -> LlmState:
         chat_memories=chat_memories,
         chat=chat,
         analysis=analysis,
+        extraction=extraction,
         scheduler=scheduler,
     )
 

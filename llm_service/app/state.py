@@ -10,6 +10,7 @@ from llm_service.app.budgets import BudgetGuard
 from llm_service.app.chat.service import ChatService
 from llm_service.app.config import LlmSettings
 from llm_service.app.digests.scheduler import Scheduler
+from llm_service.app.extraction.worker import ExtractionWorkers
 from llm_service.app.memories.from_chat import ChatMemories
 from llm_service.app.providers.registry import ProviderRegistry
 
@@ -24,4 +25,5 @@ class LlmState(ServiceState):
     chat_memories: ChatMemories
     chat: ChatService
     analysis: AnalysisWorkers
+    extraction: ExtractionWorkers
     scheduler: Scheduler

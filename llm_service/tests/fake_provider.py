@@ -8,9 +8,12 @@ speaking the real wire format, the only fake in Jilu's tests.
         assert len(fake.chat_requests) == 2
 
 Each request to `/v1/chat/completions` takes the next scripted `Reply` (or `default_reply`
-when none is left); `/v1/embeddings` has its own script. `stream: true` is answered with SSE
-chunks (`data: {...}`, a finish chunk, a usage chunk when `stream_options.include_usage`,
-`data: [DONE]`). Every request received is recorded, so a test can assert what a provider saw.
+when none is left); `/v1/embeddings` and `/v1/audio/transcriptions` have scripts of their own.
+`stream: true` is answered with SSE chunks (`data: {...}`, a finish chunk, a usage chunk when
+`stream_options.include_usage`, `data: [DONE]`). A transcription takes a multipart form
+(`file`, `model`, `language`, `response_format`…) and answers `{"text": ..., "usage": ...}`.
+Every request received is recorded (for a form: its fields and the uploaded file's name, type,
+size and hash), so a test can assert what a provider saw.
 Error bodies contain `UPSTREAM_MARKER`: it must never show up in Jilu's messages or logs.
 """
 
@@ -30,7 +33,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.datastructures import UploadFile
 
 from tests.support import serve_app, wait_until
 
@@ -97,6 +101,16 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file received in a multipart form."""
+
+    filename: str | None
+    content_type: str | None
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class ReceivedRequest:
     method: str
     path: str
@@ -104,6 +118,8 @@ class ReceivedRequest:
     json: Any
     at: float
     client: tuple[str, int] | None = None  # the caller's address and port: one per connection
+    form: dict[str, str] = field(default_factory=dict)  # a multipart form's text fields
+    upload: Upload | None = None  # a multipart form's `file`
 
 
 def _words(text: str) -> list[str]:
@@ -127,11 +143,13 @@ class FakeProvider:
         self.api_key = api_key  # when set, any other key gets 401
         self.default_reply = Reply()
         self.default_embeddings = Reply()
+        self.default_transcription = Reply(text="Transcribed by the fake provider.")
         self.url = ""
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._chat: deque[Reply] = deque()
         self._embeddings: deque[Reply] = deque()
+        self._transcriptions: deque[Reply] = deque()
         self._requests: list[ReceivedRequest] = []
         self.streams_completed = 0
         self.streams_cancelled = 0
@@ -145,8 +163,10 @@ class FakeProvider:
             self.api_key = api_key
             self.default_reply = Reply()
             self.default_embeddings = Reply()
+            self.default_transcription = Reply(text="Transcribed by the fake provider.")
             self._chat.clear()
             self._embeddings.clear()
+            self._transcriptions.clear()
             self._requests.clear()
             self.streams_completed = self.streams_cancelled = 0
             self._generation += 1
@@ -169,6 +189,12 @@ class FakeProvider:
         with self._lock:
             self._embeddings.extend(replies)
 
+    def script_transcriptions(self, *replies: Reply) -> None:
+        """Answers for `/v1/audio/transcriptions`: a 200 reply's `text` is what was heard,
+        its `usage` the input and output tokens."""
+        with self._lock:
+            self._transcriptions.extend(replies)
+
     @property
     def requests(self) -> list[ReceivedRequest]:
         with self._lock:
@@ -182,14 +208,22 @@ class FakeProvider:
     def embedding_requests(self) -> list[ReceivedRequest]:
         return [r for r in self.requests if r.path.endswith("/embeddings")]
 
+    @property
+    def transcription_requests(self) -> list[ReceivedRequest]:
+        return [r for r in self.requests if r.path.endswith("/audio/transcriptions")]
+
     def received_text(self) -> str:
-        """Every message content and embedding input the provider was sent, one per line."""
+        """Every message content (text parts included) and embedding input the provider was
+        sent, one per line."""
         texts: list[str] = []
         for request in self.requests:
             body = request.json if isinstance(request.json, dict) else {}
             for message in body.get("messages") or []:
-                if isinstance(message, dict) and isinstance(message.get("content"), str):
-                    texts.append(message["content"])
+                content = message.get("content") if isinstance(message, dict) else None
+                if isinstance(content, str):
+                    texts.append(content)
+                elif isinstance(content, list):
+                    texts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
             inputs = body.get("input")
             texts.extend(inputs if isinstance(inputs, list) else [inputs] if isinstance(inputs, str) else [])
         return "\n".join(texts)
@@ -206,6 +240,12 @@ class FakeProvider:
             payload = json.loads(raw) if raw else None
         except ValueError:
             payload = None
+        self._append(request, payload)
+        return payload
+
+    def _append(
+        self, request: Request, payload: Any, form: dict[str, str] | None = None, upload: Upload | None = None
+    ) -> None:
         with self._lock:
             self._requests.append(
                 ReceivedRequest(
@@ -215,9 +255,29 @@ class FakeProvider:
                     payload,
                     time.monotonic(),
                     (request.client.host, request.client.port) if request.client else None,
+                    form or {},
+                    upload,
                 )
             )
-        return payload
+
+    async def _record_form(self, request: Request) -> tuple[dict[str, str], Upload | None]:
+        """Record a multipart request: its text fields and its `file` (a body that is not a
+        form is recorded with neither)."""
+        fields: dict[str, str] = {}
+        upload: Upload | None = None
+        try:
+            async with request.form() as form:
+                for key, value in form.multi_items():
+                    if isinstance(value, str):
+                        fields[key] = value
+                    elif isinstance(value, UploadFile) and key == "file":
+                        content = await value.read()
+                        digest = hashlib.sha256(content).hexdigest()
+                        upload = Upload(value.filename, value.content_type, len(content), digest)
+        except Exception:  # noqa: BLE001 - a malformed form is recorded as such, and refused below
+            pass
+        self._append(request, None, fields, upload)
+        return fields, upload
 
     async def _sleep(self, seconds: float, request: Request | None = None) -> None:
         """Sleep, but stop early when the test is over or the client went away."""
@@ -359,6 +419,30 @@ class FakeProvider:
             usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
             model = payload.get("model") if isinstance(payload, dict) else None
             return JSONResponse({"object": "list", "data": data, "model": model, "usage": usage})
+
+        @app.post("/v1/audio/transcriptions")
+        async def transcriptions(request: Request) -> Response:
+            fields, upload = await self._record_form(request)
+            reply = self._next(self._transcriptions, self.default_transcription)
+            refused = self._unauthorized(request)
+            if refused is not None:
+                return refused
+            await self._sleep(reply.delay, request)
+            if reply.status != 200 or reply.body is not None or reply.size is not None:
+                return self._raw(reply)
+            if upload is None or not fields.get("model"):
+                error = {"message": "a file and a model are required", "type": "invalid_request_error"}
+                return JSONResponse({"error": error}, status_code=400)
+            if fields.get("response_format") == "text":
+                return PlainTextResponse(reply.text, headers=reply.headers)
+            prompt, completion = reply.usage
+            usage = {
+                "type": "tokens",
+                "input_tokens": prompt,
+                "output_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+            return JSONResponse({"text": reply.text, "usage": usage}, headers=reply.headers)
 
         return app
 

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import undefer
 
 from common.deps import service_state
 from common.records.events import RECORD_EVENTS_STREAM
@@ -104,7 +105,8 @@ class RecordsStack:
     async def record_row(self, record_id: str) -> Record:
         """The stored row, hidden columns and all."""
         async with self.sessionmaker() as session:
-            row = (await session.execute(select(Record).where(Record.id == record_id))).scalar_one()
+            statement = select(Record).where(Record.id == record_id).options(undefer("*"))
+            row = (await session.execute(statement)).scalar_one()
             session.expunge(row)
             return row
 

@@ -69,7 +69,9 @@ async def test_upload_and_download_every_kind(stack: Stack, owner: Account) -> N
             "thumbnail_url",
             "filename",
             "record_version",
+            "extraction",
         }
+        assert body["extraction"]["status"] == "pending"  # every kind here has text to read
         assert body["content_type"] == content_type
         assert body["size"] == len(data)
         assert body["sha256"] == hashlib.sha256(data).hexdigest()

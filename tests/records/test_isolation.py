@@ -669,6 +669,13 @@ def server_fields(other_user_id: str) -> dict[str, Any]:
         "push_fingerprint": "f" * 64,
         "created_at": "2001-01-01T00:00:00+00:00",
         "updated_at": "2001-01-01T00:00:00+00:00",
+        "extraction_status": "done",
+        "extraction_engine": "planted",
+        "extraction_error": "planted",
+        "extraction_details": {"url": "http://169.254.169.254/"},
+        "extracted_text": "planted",
+        "extracted_index": "planted",
+        "extraction_requested_at": "2001-01-01T00:00:00+00:00",
     }
 
 
@@ -676,6 +683,7 @@ SHAPE_ONLY_FIELDS: dict[str, Any] = {
     "shared": True,
     "attachments": [],
     "ai": {"status": "done", "title": "planted", "summary": "planted", "tags": []},
+    "extraction": {"status": "done", "engine": "planted", "error": None},
 }
 
 

@@ -27,6 +27,7 @@ RECORD_KEYS = {
     "shared",
     "attachments",
     "ai",
+    "extraction",
 }
 # Columns only the server writes: a body naming one is refused.
 SERVER_FIELDS: dict[str, Any] = {
@@ -56,6 +57,8 @@ def assert_record(record: dict[str, Any]) -> None:
     for key in ("occurred_at", "created_at", "updated_at"):
         aware(record[key])
     assert set(record["ai"]) == {"status", "title", "summary", "tags", "error"}
+    # A note has nothing read from behind it; a link record has (`test_extraction_state.py`).
+    assert record["extraction"] is None or record["kind"] == "link"
     assert isinstance(record["attachments"], list)
 
 

@@ -26,7 +26,7 @@ async def hits(client: httpx.AsyncClient, account: Account, q: str, **params: An
     # A next page only when this one is full.
     assert body["next_cursor"] is None or len(body["items"]) == int(params.get("limit", 20))
     for hit in body["items"]:
-        assert set(hit) == {"record", "score", "highlight"}
+        assert set(hit) == {"record", "score", "highlight", "matched_in", "attachment_id"}
     return body["items"]
 
 

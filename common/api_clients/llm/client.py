@@ -1,5 +1,5 @@
-"""The one client for OpenAI-compatible providers: chat completions (whole or streamed) and
-embeddings, on a shared `httpx.AsyncClient`.
+"""The one client for OpenAI-compatible providers: chat completions (whole or streamed),
+embeddings and audio transcriptions, on a shared `httpx.AsyncClient`.
 
 Every call goes through the provider's circuit breaker, retries 429, 5xx and connection
 failures with back-off (the provider's `Retry-After` wins), caps what it reads, and turns
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -33,7 +33,7 @@ from common.api_clients.llm.errors import (
     ProviderTooLarge,
     ProviderUnauthorized,
 )
-from common.api_clients.llm.results import ChatCompletion, ChatMessage, StreamDelta, TokenUsage
+from common.api_clients.llm.results import ChatCompletion, ChatMessage, StreamDelta, TokenUsage, Transcript
 from common.api_clients.llm.retry import RetryPolicy, parse_retry_after
 from common.api_clients.llm.sse import parse_chat_stream
 from common.api_clients.llm.ssrf import GuardedTransport, ensure_allowed, normalise_allowed_hosts
@@ -111,6 +111,7 @@ class OpenAICompatibleClient:
         read_timeout: float = 60.0,
         total_timeout: float = 180.0,
         embedding_model: str | None = None,
+        transcription_model: str | None = None,
         allowed_hosts: Sequence[str] | None = None,
         max_body_bytes: int = 2_000_000,
         max_stream_chars: int = 200_000,
@@ -118,6 +119,7 @@ class OpenAICompatibleClient:
         self.base_url = base_url.strip().rstrip("/")
         self.model = model
         self.embedding_model = embedding_model
+        self.transcription_model = transcription_model
         self._http = http
         self._api_key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._breaker = breaker or breakers.for_url(self.base_url)
@@ -148,10 +150,14 @@ class OpenAICompatibleClient:
         temperature: float | None = None,
         max_tokens: int | None = None,
         json_mode: bool = False,
+        model: str | None = None,
     ) -> ChatCompletion:
         """A whole answer. `json_mode` asks for `response_format: json_object` (only for
-        providers that support it; the prompt must mention JSON)."""
+        providers that support it; the prompt must mention JSON). `model` replaces the
+        client's for this call (a vision model, say)."""
         payload = self._chat_payload(messages, temperature, max_tokens)
+        if model:
+            payload["model"] = model
         if json_mode:
             payload["response_format"] = {"type": "json_object"}
         result = await self._post_json("chat/completions", payload, completion_from_wire)
@@ -192,6 +198,30 @@ class OpenAICompatibleClient:
         payload = {"model": model or self.embedding_model or self.model, "input": list(texts)}
         return await self._post_json("embeddings", payload, lambda data: embeddings_from_wire(data, len(texts)), True)
 
+    async def transcribe(
+        self,
+        audio: bytes,
+        *,
+        filename: str,
+        content_type: str,
+        model: str | None = None,
+        language: str | None = None,
+        prompt: str | None = None,
+    ) -> Transcript:
+        """Speech to text through `POST /audio/transcriptions` (multipart, `response_format:
+        json`), retried like every call. `filename`'s extension tells most providers the
+        format; `language` is an ISO-639-1 hint ("zh", "en"); `prompt` is text the speech
+        is taken to follow (it steers spelling and script, not what is transcribed)."""
+        form = {"model": model or self.transcription_model or self.model, "response_format": "json"}
+        if language:
+            form["language"] = language
+        if prompt:
+            form["prompt"] = prompt
+        files = {"file": (filename, audio, content_type)}
+        result = await self._post_json("audio/transcriptions", form, transcript_from_wire, files=files)
+        assert result is not None
+        return result
+
     # -- the machinery -----------------------------------------------------------------
 
     def _url(self, path: str) -> str:
@@ -202,7 +232,7 @@ class OpenAICompatibleClient:
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "messages": [{"role": m["role"], "content": _wire_content(m["content"])} for m in messages],
         }
         if temperature is not None:
             payload["temperature"] = temperature
@@ -217,11 +247,17 @@ class OpenAICompatibleClient:
         return headers
 
     async def _post_json(
-        self, path: str, payload: dict[str, Any], parse: Callable[[Any], T], missing_ok: bool = False
+        self,
+        path: str,
+        payload: dict[str, Any],
+        parse: Callable[[Any], T],
+        missing_ok: bool = False,
+        *,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> T | None:
         url = self._url(path)
         with _BreakerCall(self._breaker):
-            data = await self._retrying(lambda: self._json_attempt(url, payload, missing_ok))
+            data = await self._retrying(lambda: self._json_attempt(url, payload, missing_ok, files))
             return None if data is _MISSING else parse(data)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -251,15 +287,21 @@ class OpenAICompatibleClient:
                 retry += 1
 
     async def _open(
-        self, url: str, payload: dict[str, Any], *, accept: str, missing_ok: bool = False
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        accept: str,
+        missing_ok: bool = False,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
-        """Send the request and return the response once its status is acceptable (the body
-        still unread); every failure becomes a `ProviderError`."""
+        """Send the request (JSON, or a multipart form when there are `files`) and return the
+        response once its status is acceptable (the body still unread); every failure
+        becomes a `ProviderError`."""
         if self._allowed is not None:
             await ensure_allowed(url, self._allowed)
-        request = self._http.build_request(
-            "POST", url, json=payload, headers=self._headers(accept), timeout=self._timeout
-        )
+        body: dict[str, Any] = {"json": payload} if files is None else {"data": payload, "files": files}
+        request = self._http.build_request("POST", url, headers=self._headers(accept), timeout=self._timeout, **body)
         try:
             response = await self._http.send(request, stream=True)
         except httpx.ConnectTimeout:
@@ -279,10 +321,16 @@ class OpenAICompatibleClient:
             raise
         return response
 
-    async def _json_attempt(self, url: str, payload: dict[str, Any], missing_ok: bool) -> Any:
+    async def _json_attempt(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        missing_ok: bool,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    ) -> Any:
         try:
             async with asyncio.timeout(self._total_timeout):
-                response = await self._open(url, payload, accept="application/json", missing_ok=missing_ok)
+                response = await self._open(url, payload, accept="application/json", missing_ok=missing_ok, files=files)
                 try:
                     if missing_ok and response.status_code in MISSING_ENDPOINT:
                         return _MISSING
@@ -387,6 +435,11 @@ def decode_json_body(response: httpx.Response, body: bytes) -> Any:
         raise ProviderBadResponse("The LLM provider answered with malformed JSON") from None
 
 
+def _wire_content(content: str | Sequence[Mapping[str, Any]]) -> str | list[dict[str, Any]]:
+    """A message's content as JSON can carry it: the string, or the parts as plain dicts."""
+    return content if isinstance(content, str) else [dict(part) for part in content]
+
+
 def _message_text(content: Any) -> str | None:
     if isinstance(content, str):
         return content
@@ -432,3 +485,33 @@ def embeddings_from_wire(data: Any, expected: int) -> list[list[float]]:
         vectors.append((index if isinstance(index, int) else position, [float(x) for x in vector]))
     vectors.sort(key=lambda pair: pair[0])
     return [vector for _, vector in vectors]
+
+
+def _non_negative_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value < float("inf") else None
+
+
+def transcript_from_wire(data: Any) -> Transcript:
+    """The `text` of a transcription, its usage and the audio's duration when the provider
+    said (`duration`, or OpenAI's `usage: {"type": "duration", "seconds": ...}`), or
+    `bad_response`. Token usage may be named `input_tokens`/`output_tokens` (OpenAI's
+    transcription models) or `prompt_tokens`/`completion_tokens`."""
+    text = data.get("text") if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        if isinstance(data, dict) and data.get("error"):
+            raise ProviderBadResponse("The LLM provider answered with an error instead of a transcription")
+        raise ProviderBadResponse("The LLM provider's transcription had no text")
+    usage, duration = TokenUsage(), _non_negative_number(data.get("duration"))
+    reported = data.get("usage")
+    if isinstance(reported, dict):
+        if reported.get("type") == "duration":
+            duration = duration if duration is not None else _non_negative_number(reported.get("seconds"))
+        else:
+            tokens = {
+                "prompt_tokens": reported.get("input_tokens", reported.get("prompt_tokens")),
+                "completion_tokens": reported.get("output_tokens", reported.get("completion_tokens")),
+            }
+            usage = TokenUsage.from_wire(tokens) or usage
+    return Transcript(text=text, usage=usage, duration_seconds=duration)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# One chat message as the wire format has it: {"role": "system"|"user"|"assistant", "content": str}.
-ChatMessage = Mapping[str, str]
+# One part of a message's content: {"type": "text", "text": ...} or, for a model that sees
+# images, {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}.
+ContentPart = Mapping[str, Any]
+# One chat message as the wire format has it: {"role": "system"|"user"|"assistant", "content": ...},
+# the content a string or a list of parts.
+ChatMessage = Mapping[str, str | Sequence[ContentPart]]
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,13 @@ class StreamDelta:
     done: bool = False
     usage: TokenUsage | None = None
     finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What `POST /audio/transcriptions` heard: the text, the usage when the provider reported
+    tokens (0 otherwise), and the audio's length when it said."""
+
+    text: str
+    usage: TokenUsage
+    duration_seconds: float | None = None

@@ -36,6 +36,8 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "169.254.170.2")
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The refusal reason for a host with no address: callers may treat it as passing (a DNS failure).
+HOST_DOES_NOT_RESOLVE = "its host does not resolve"
 
 
 class UnsafeBaseURL(Unprocessable):
@@ -142,9 +144,9 @@ async def refusal_reason(
     try:
         addresses = await (resolve or resolve_host)(host, port)
     except (OSError, UnicodeError):
-        return "its host does not resolve", []
+        return HOST_DOES_NOT_RESOLVE, []
     if not addresses:
-        return "its host does not resolve", []
+        return HOST_DOES_NOT_RESOLVE, []
     for address in addresses:
         try:
             reason = unsafe_address(address)

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.database.session import transaction
 from common.errors import Conflict, NotFound, ServiceUnavailable
+from common.records import extraction
 from common.records.attachments.links import NOT_VALID
 from common.records.attachments.staging import StagedFile
 from common.records.attachments.storage import AttachmentStorage
@@ -96,6 +97,7 @@ async def attach(
         created_at=datetime.now(UTC),
     )
     record.attachments.append(attachment)
+    await extraction.attachment_added(redis, attachment)
     await RecordWriter(session, redis).touch(record, "updated", device_id=device_id)
     await anyio.to_thread.run_sync(_place, storage, owner_id, staged)
     return attachment, record

@@ -61,3 +61,16 @@ async def stage_upload(request: Request, storage: AttachmentStorage, max_bytes: 
         discard(temp)
         raise UnsupportedMediaType("that type of file is not accepted: images, audio, PDF and UTF-8 text only")
     return StagedFile(temp, received.size, inspection.hasher.hexdigest(), content_type, received.filename)
+
+
+def stage_bytes(storage: AttachmentStorage, data: bytes, filename: str | None) -> StagedFile:
+    """`data` (a file Jilu fetched itself, e.g. a link's preview image) staged as an upload is,
+    with the same type check: 415 for a type Jilu does not keep. Blocking: run it in a thread."""
+    inspection = _Inspection()
+    inspection(data)
+    content_type = inspection.sniffer.content_type()
+    if content_type is None:
+        raise UnsupportedMediaType("that type of file is not accepted: images, audio, PDF and UTF-8 text only")
+    temp = storage.new_temp_path()
+    temp.write_bytes(data)
+    return StagedFile(temp, len(data), inspection.hasher.hexdigest(), content_type, filename)

@@ -16,6 +16,7 @@ from common.api_clients.llm import ProviderError
 from common.database import Sessions
 from common.queue import DurableQueue, Failed, Job, Workers
 from common.queue import Outcome as JobOutcome
+from common.records.attachments.storage import AttachmentStorage
 from common.records.events import RECORD_EVENTS_STREAM
 from llm_service.app.analysis.service import Outcome, analyze_record, mark_failed
 from llm_service.app.budgets import BudgetExceeded, BudgetGuard
@@ -60,7 +61,9 @@ class AnalysisWorkers:
         retry_seconds: float,
         budgets: BudgetGuard | None = None,
         after_analysis: AfterAnalysis | None = None,
+        storage: AttachmentStorage | None = None,
     ) -> None:
+        self.storage = storage  # where attachments are, for a provider that sees images
         self.redis = redis
         self.after_analysis = after_analysis
         self.budgets = budgets
@@ -90,12 +93,16 @@ class AnalysisWorkers:
             return JobOutcome.DONE
         try:
             provider = await self.provider_for(fields.get("owner_id", ""))
-            outcome = await analyze_record(self.sessions, self.redis, provider, record_id, version, self.budgets)
+            outcome = await analyze_record(
+                self.sessions, self.redis, provider, record_id, version, self.budgets, self.storage
+            )
             for pause in COMMIT_WAITS:  # usually the writer commits a moment after its event
                 if outcome is not Outcome.NOT_YET:
                     break
                 await asyncio.sleep(pause)
-                outcome = await analyze_record(self.sessions, self.redis, provider, record_id, version, self.budgets)
+                outcome = await analyze_record(
+                    self.sessions, self.redis, provider, record_id, version, self.budgets, self.storage
+                )
             if outcome is Outcome.DONE and self.after_analysis is not None:
                 await self.after_analysis(provider, record_id, version)
         except BudgetExceeded:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.ai.models import Memory
 from common.database import utcnow
+from common.records.extraction import extracted_texts
 from common.records.models import Record
 from common.records.repository import owned_records
 from common.records.search import SearchFilters, parse_query, ranked_records
@@ -52,7 +53,7 @@ async def find_sources(session: AsyncSession, owner_id: str, question: str, *, r
         language = await user_language(session, owner_id)
     records = await _search(session, owner_id, question, remote=remote)
     memories = await find_memories(session, owner_id, remote=remote)
-    return Sources(tuple(source_of(record) for record in records), memories, language)
+    return Sources(records, memories, language)
 
 
 async def build_context(
@@ -65,8 +66,7 @@ async def build_context(
     if not records:
         previous = next((turn.content for turn in reversed(history) if turn.role == "user"), None)
         if previous:
-            found = await _search(session, owner_id, f"{previous} {question}", remote=remote)
-            records = tuple(source_of(record) for record in found)
+            records = await _search(session, owner_id, f"{previous} {question}", remote=remote)
     return ChatContext(
         question=question,
         history=tuple(ChatTurn(turn.role, turn.content[:MAX_TURN_CHARS]) for turn in history),
@@ -76,9 +76,10 @@ async def build_context(
     )
 
 
-async def _search(session: AsyncSession, owner_id: str, question: str, *, remote: bool) -> list[Record]:
+async def _search(session: AsyncSession, owner_id: str, question: str, *, remote: bool) -> tuple[SourceRecord, ...]:
     """Records with every content word of the question first, then those with the most of
-    them, in one statement (`match_any`). A question's own words ("什么", "what") are rarely
+    them, in one statement (`match_any`), each with the text read out of its attachments and
+    link (which the search matched as well). A question's own words ("什么", "what") are rarely
     in the record that answers it, so the query is its content words; a question with none
     is searched as it stands, all its words."""
     keywords = list(dict.fromkeys(word.surface for word in words(question)))[:MAX_KEYWORDS]
@@ -96,7 +97,9 @@ async def _search(session: AsyncSession, owner_id: str, question: str, *, remote
         with_attachments=False,  # the context never shows them
     )
     # Checked again here: whatever the search does, an opted-out record never goes out.
-    return [record for record, _ in hits if not (remote and record.ai_opt_out)]
+    records = [record for record, _ in hits if not (remote and record.ai_opt_out)]
+    extracted = await extracted_texts(session, [record.id for record in records])
+    return tuple(source_of(record, extracted.get(record.id, ())) for record in records)
 
 
 def _memories_statement(*, remote: bool) -> Select[str]:

@@ -4,7 +4,8 @@ Titles and summaries are taken from the record itself, tags are its keywords (ji
 for Chinese, word frequency for English) with the user's existing tags first, answers quote
 and cite the records that match the question, digests count, group and list a period's
 records, and memories come from first-person sentence patterns. Every answer and digest says
-plainly that it is the offline mode. Nothing is spent: usage is always zero tokens.
+plainly that it is the offline mode. Nothing is spent: usage is always zero tokens. It has
+no speech-to-text and no vision (`can_transcribe` and `can_see_images` are False).
 
 The work is CPU-bound (jieba, TextRank), so it runs in a worker thread and never stalls the
 event loop; the same input always gives the same output.
@@ -25,6 +26,7 @@ from llm_service.app.providers.base import (
     Language,
     MemoryCandidate,
     SourceRecord,
+    Transcription,
 )
 from llm_service.app.providers.extractive import make_tags, make_title, summarize
 from llm_service.app.providers.text import detect_language
@@ -40,6 +42,8 @@ class LocalProvider:
 
     name = "local"
     is_remote = False
+    can_transcribe = False
+    can_see_images = False
 
     async def analyze(
         self, record: SourceRecord, existing_tags: tuple[str, ...], language: Language
@@ -65,6 +69,16 @@ class LocalProvider:
     async def extract_memories(self, text: str, language: Language) -> tuple[list[MemoryCandidate], TokenUsage]:
         """First-person facts: identity, preferences, allergies (long-term) and plans (short-term)."""
         return await asyncio.to_thread(local_memories.extract, text), NO_USAGE
+
+    async def transcribe(self, audio: bytes, *, filename: str, content_type: str, language: Language) -> Transcription:
+        """Never: there is no speech-to-text offline (callers check `can_transcribe`)."""
+        raise NotImplementedError("the offline provider has no speech-to-text")
+
+    async def describe_image(
+        self, image_jpeg: bytes, *, ocr_text: str, language: Language
+    ) -> tuple[Analysis, TokenUsage]:
+        """Never: there is no vision model offline (callers check `can_see_images`)."""
+        raise NotImplementedError("the offline provider has no vision model")
 
 
 def _analyze(record: SourceRecord, existing_tags: tuple[str, ...], language: Language) -> Analysis:

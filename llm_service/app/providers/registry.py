@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.ai.models import LlmConfig
 from common.api_clients.llm import OpenAICompatibleClient, ProviderBadRequest, get_preset
+from common.api_clients.llm.presets import vision_model_for
 from common.config import JiluSettings
 from llm_service.app.llm_config import repository
 from llm_service.app.llm_config.crypto import KeyCipher, UnreadableKey
@@ -48,7 +49,8 @@ def build_remote(
     api_key: str | None,
 ) -> RemoteProvider:
     """A RemoteProvider for `name` (a preset's name or `custom`); the preset fills in an
-    empty base URL or model."""
+    empty base URL or model, and says whether it transcribes and sees images (a model whose
+    name says it sees images, e.g. Ollama's llava, sees them whatever the preset)."""
     preset = get_preset(name)
     base_url = base_url or (preset.base_url if preset else "")
     model = model or (preset.model if preset else "")
@@ -62,7 +64,13 @@ def build_remote(
         allowed_hosts=settings.llm_allowed_hosts,
         embedding_model=preset.embedding_model if preset else None,
     )
-    return RemoteProvider(client, name=name, supports_json_mode=bool(preset and preset.supports_json_mode))
+    return RemoteProvider(
+        client,
+        name=name,
+        supports_json_mode=bool(preset and preset.supports_json_mode),
+        transcription_model=preset.transcription_model if preset and preset.supports_transcription else None,
+        vision_model=vision_model_for(preset, model),
+    )
 
 
 def remote_from_settings(settings: JiluSettings, http: httpx.AsyncClient) -> RemoteProvider:

@@ -3,7 +3,8 @@
 Prompts are the text files in `llm_service/res/prompts/<language>/`: a `[system]` part and
 an optional `[user]` part, with `{placeholders}` filled here (values are inserted as they
 are, never read as templates themselves). Model output is parsed defensively; an answer's
-citations are only ids of records that were in its context.
+citations are only ids of records that were in its context. Voice memos go to the provider's
+`/audio/transcriptions` and images to its vision model, when it has them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any, Literal
 
 from common.api_clients.llm.client import OpenAICompatibleClient
 from common.api_clients.llm.errors import ProviderBadResponse
-from common.api_clients.llm.results import TokenUsage
+from common.api_clients.llm.results import ChatMessage, TokenUsage
 from llm_service.app.analysis.parsing import iter_json_values, parse_analysis, strip_reasoning
+from llm_service.app.extraction.images import data_url
 from llm_service.app.providers.base import (
     Analysis,
     AnswerChunk,
@@ -28,6 +30,7 @@ from llm_service.app.providers.base import (
     Language,
     MemoryCandidate,
     SourceRecord,
+    Transcription,
 )
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "res" / "prompts"
@@ -41,6 +44,12 @@ NOTHING = "—"
 PERIOD_WORDS = {"en": {"day": "daily", "week": "weekly"}, "zh-CN": {"day": "每日", "week": "每周"}}
 MAX_MEMORIES = 10
 MAX_MEMORY_CHARS = 200
+# The user's language as the ISO-639-1 hint transcription endpoints take.
+TRANSCRIPTION_LANGUAGES: dict[Language, str] = {"zh-CN": "zh", "en": "en"}
+# Whisper-class models often write Mandarin in traditional characters; a prompt in simplified
+# Chinese (taken as the text before the memo) keeps them to simplified ones.
+TRANSCRIPTION_PROMPTS: dict[Language, str] = {"zh-CN": "以下是普通话的句子。"}
+MAX_OCR_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,8 @@ class RemoteProvider:
         *,
         name: str = "remote",
         supports_json_mode: bool = False,
+        transcription_model: str | None = None,
+        vision_model: str | None = None,
         temperature: float = 0.3,
         max_record_chars: int = 6000,
         max_source_chars: int = 1500,
@@ -207,6 +218,8 @@ class RemoteProvider:
         self.name = name
         self.client = client
         self.supports_json_mode = supports_json_mode
+        self.transcription_model = transcription_model
+        self.vision_model = vision_model
         self.temperature = temperature
         self.max_record_chars = max_record_chars
         self.max_source_chars = max_source_chars
@@ -288,3 +301,58 @@ class RemoteProvider:
             messages, temperature=0.1, max_tokens=600, json_mode=self.supports_json_mode
         )
         return parse_memories(completion.text), completion.usage
+
+    @property
+    def can_transcribe(self) -> bool:
+        """True when the provider has a speech-to-text model (`transcription_model`)."""
+        return bool(self.transcription_model)
+
+    async def transcribe(self, audio: bytes, *, filename: str, content_type: str, language: Language) -> Transcription:
+        """The memo's text from `/audio/transcriptions`, with the user's language as a hint."""
+        if not self.transcription_model:
+            raise NotImplementedError(f"the LLM provider {self.name!r} has no speech-to-text model")
+        prompt = TRANSCRIPTION_PROMPTS.get(language)
+        transcript = await self.client.transcribe(
+            audio,
+            filename=filename,
+            content_type=content_type,
+            model=self.transcription_model,
+            language=TRANSCRIPTION_LANGUAGES.get(language),
+            prompt=prompt,
+        )
+        # On silence, Whisper-class models tend to answer with the prompt itself.
+        heard = "" if prompt and transcript.text.strip() == prompt else transcript.text
+        return Transcription(
+            text=heard,
+            model=self.transcription_model,
+            usage=transcript.usage,
+            duration_seconds=transcript.duration_seconds,
+        )
+
+    @property
+    def can_see_images(self) -> bool:
+        """True when the provider has a model that reads images (`vision_model`)."""
+        return bool(self.vision_model)
+
+    async def describe_image(
+        self, image_jpeg: bytes, *, ocr_text: str, language: Language
+    ) -> tuple[Analysis, TokenUsage]:
+        """Title, description and tags of an image, the OCR text given alongside it. JSON
+        mode is not asked for: not every vision model accepts it, and the answer is parsed
+        defensively anyway."""
+        if not self.vision_model:
+            raise NotImplementedError(f"the LLM provider {self.name!r} has no vision model")
+        prompt = load_prompt(language, "describe_image")
+        request = fill(prompt.user, {"ocr_text": _excerpt(ocr_text, MAX_OCR_CHARS) or NOTHING})
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": prompt.system},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": request},
+                    {"type": "image_url", "image_url": {"url": data_url(image_jpeg)}},
+                ],
+            },
+        ]
+        completion = await self.client.chat(messages, temperature=0.2, max_tokens=600, model=self.vision_model)
+        return parse_analysis(completion.text), completion.usage
