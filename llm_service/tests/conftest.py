@@ -11,8 +11,10 @@ import httpx
 import pytest
 
 from common.api_clients.llm import create_llm_http_client
+from llm_service.app.extraction.ocr import OcrPool
 from llm_service.tests.fake_provider import FAKE_API_KEY, FakeProvider, run_fake_provider, serve_fake_provider
 from llm_service.tests.llm_stack import LlmStack, llm_stack
+from llm_service.tests.text_images import NEEDS_FONT, cjk_font_path
 
 
 @pytest.fixture
@@ -61,3 +63,20 @@ def make_stack(make_settings: Callable[..., Any], migrated_database_url: str, re
 async def stack(make_stack: Callable[..., Any]) -> AsyncIterator[LlmStack]:
     async with make_stack() as built:
         yield built
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[OcrPool]:
+    """An OCR worker pool for the module: the engine loads once."""
+    pool = OcrPool(max_workers=1)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def font() -> str:
+    """A font with Chinese glyphs, for drawing screenshots; the test skips without one."""
+    path = cjk_font_path()
+    if path is None:
+        pytest.skip(NEEDS_FONT)
+    return path

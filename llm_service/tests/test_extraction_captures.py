@@ -20,7 +20,6 @@ import asyncio
 import io
 import threading
 import time
-import wave
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -31,6 +30,7 @@ from PIL import Image
 from common.queue.workers import ORPHANED_AFTER_MS
 from llm_service.tests.chat_stack import ANALYSIS, ChatStack, chat_stack, remote
 from llm_service.tests.fake_provider import FakeProvider, Reply
+from llm_service.tests.test_extraction_audio import silence_wav
 from llm_service.tests.test_extraction_flow import read_when_done, upload
 from llm_service.tests.test_extraction_links import Server
 
@@ -47,17 +47,6 @@ PAGE_SENTENCES = (
     "番茄长得很慢，可是薄荷一个月就铺满了整个花盆，夏天泡茶正好用得上。",
     "住在城市里也可以自己种菜，只要找一个阳光充足的角落，坚持照顾就会有收获。",
 )
-
-
-def silence(seconds: float, rate: int = 16_000) -> bytes:
-    """A mono 16-bit WAV of `seconds` of silence."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(b"\0\0" * int(rate * seconds))
-    return out.getvalue()
 
 
 def garden_page() -> bytes:
@@ -143,7 +132,7 @@ async def search(chat: ChatStack, username: str, words: str) -> list[dict[str, A
 async def test_offline_a_voice_memo_is_skipped_with_a_reason_and_its_length(stack: Any) -> None:
     async with stack() as chat:
         started = time.monotonic()
-        record_id, _ = await voice_memo(chat, "alice", silence(1.5))
+        record_id, _ = await voice_memo(chat, "alice", silence_wav(1.5))
         extraction = await memo_extraction(chat, "alice", record_id)
 
         assert extraction["status"] == "skipped", extraction
@@ -156,7 +145,7 @@ async def test_offline_a_voice_memo_is_skipped_with_a_reason_and_its_length(stac
 
 async def test_a_voice_memo_is_transcribed_shown_and_searchable(stack: Any, fake: FakeProvider) -> None:
     fake.script_transcriptions(Reply(text=TRANSCRIPT))
-    audio = silence(1.5)
+    audio = silence_wav(1.5)
     async with stack(**transcribing(fake)) as chat:
         record_id, attachment_id = await voice_memo(chat, "alice", audio)
         extraction = await memo_extraction(chat, "alice", record_id)
@@ -182,7 +171,7 @@ async def test_a_voice_memo_is_transcribed_shown_and_searchable(stack: Any, fake
 
 
 async def test_an_opted_out_records_voice_memo_never_reaches_the_provider(stack: Any, fake: FakeProvider) -> None:
-    kept, shared = silence(1.5), silence(2.0)
+    kept, shared = silence_wav(1.5), silence_wav(2.0)
     async with stack(**transcribing(fake)) as chat:
         private_id, _ = await voice_memo(chat, "alice", kept, ai_opt_out=True)
         # A memo of a record that did not opt out, read by the same workers: the provider is

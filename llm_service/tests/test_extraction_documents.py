@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import pytest
 from pypdf import PdfWriter
@@ -20,22 +19,7 @@ from llm_service.app.extraction.documents import (
 )
 from llm_service.app.extraction.ocr import OcrPool
 from llm_service.app.extraction.results import Extracted
-from llm_service.tests.text_images import NEEDS_FONT, cjk_font_path, draw_lines, encoded
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[OcrPool]:
-    pool = OcrPool(max_workers=1)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def font() -> str:
-    path = cjk_font_path()
-    if path is None:
-        pytest.skip(NEEDS_FONT)
-    return path
+from llm_service.tests.text_images import draw_lines, encoded
 
 
 def text_pdf(*pages: list[str]) -> bytes:

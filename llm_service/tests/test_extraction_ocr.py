@@ -7,7 +7,6 @@ import os
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
 
 import pytest
 from PIL import Image
@@ -27,25 +26,10 @@ from llm_service.app.extraction.ocr import (
     text_in_reading_order,
 )
 from llm_service.app.extraction.results import Extracted, ExtractionFailed
-from llm_service.tests.text_images import NEEDS_FONT, cjk_font_path, draw_lines, encoded
+from llm_service.tests.text_images import draw_lines, encoded
 
 CHINESE = "会议改到周五下午三点"
 ENGLISH = "meeting moved to Friday 3pm"
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[OcrPool]:
-    pool = OcrPool(max_workers=1)
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def font() -> str:
-    path = cjk_font_path()
-    if path is None:
-        pytest.skip(NEEDS_FONT)
-    return path
 
 
 def two_lines(font: str, **options: object) -> Image.Image:

@@ -3,6 +3,7 @@ and the workers, all stopped when the service stops."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 from redis.asyncio import Redis
@@ -30,7 +31,8 @@ async def start_extraction(
 ) -> ExtractionWorkers:
     """The extraction workers of this process, running until `stack` closes."""
     ocr = OcrPool(max_workers=settings.ocr_processes)
-    stack.callback(ocr.close)
+    # Off the event loop: closing waits for an image being read.
+    stack.push_async_callback(asyncio.to_thread, ocr.close)
     links = LinkFetcher(
         allowed_hosts=settings.link_allowed_hosts,
         max_bytes=settings.link_max_mb * MB,
