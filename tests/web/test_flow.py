@@ -94,6 +94,10 @@ def test_a_new_users_first_session(
     # A signed link (its path and query: the page's own origin) that the browser loads itself, no token needed.
     expect(detail_thumb).to_have_attribute("src", re.compile(r"^/api/v1/files/[0-9a-f-]+/thumb\?"))
     page.wait_for_function(IMAGE_LOADED, arg=detail_thumb.element_handle())
+    # What is read out of the image shows beside it: being read, read, or why not.
+    reading = page.locator("main .attachment-list .attachment-extraction")
+    expect(reading).to_have_attribute("data-status", re.compile(r"^(pending|running|done|skipped)$"))
+    expect(reading).not_to_be_empty()
     record_url = page.url
     check_page(page, artifacts, "03-record")
 

@@ -43,6 +43,7 @@ export function Attachments({ record, onOpenImage, onDelete, busyId }) {
           <div class="attachment-info">
             <span class="attachment-name">${name}</span>
             <span class="small muted">${formatSize(a.size)}</span>
+            <${Extraction} extraction=${a.extraction} />
           </div>
           ${isAudio && html`<${AttachmentAudio} attachment=${a} name=${name} />`}
           <div class="attachment-actions">
@@ -54,6 +55,25 @@ export function Attachments({ record, onOpenImage, onDelete, busyId }) {
       })}
     </ul>
   </section>`;
+}
+
+/** What was read out of an attachment (docs/extraction.md): reading, read (pages, length),
+ * skipped with the server's reason, or failed. */
+export function Extraction({ extraction }) {
+  if (!extraction) return null;
+  const { status, error, page_count: pages, duration_seconds: seconds } = extraction;
+  const facts = [
+    pages != null && t('record.extraction.pages', { count: pages }),
+    seconds != null && t('record.extraction.seconds', { seconds }),
+  ].filter(Boolean);
+  let text;
+  if (status === 'pending' || status === 'running') text = t('record.extraction.reading');
+  else if (status === 'done') text = t('record.extraction.read');
+  else if (status === 'failed') text = t('record.extraction.failed', { reason: error || '' });
+  else text = error || '';
+  return html`<span class="small muted attachment-extraction" data-status=${status}>
+    ${[...facts, text].filter(Boolean).join(' · ')}
+  </span>`;
 }
 
 export function ImageViewer({ image, onClose }) {
