@@ -75,7 +75,9 @@ async def test_a_finished_reading_is_searchable_and_shows_where_it_matched(stack
     uploaded = await stack.uploaded(owner, record["id"], image_bytes("PNG"), "shot.png")
     before = (await stack.api.get(f"{RECORDS}/{record['id']}", headers=owner.headers)).json()
     text = "会议改到周五下午三点\nmeeting moved to Friday 3pm"
-    await read_as(stack, "attachment", uploaded["id"], Extracted("done", "rapidocr", text, details={"confidence": 0.99}))
+    await read_as(
+        stack, "attachment", uploaded["id"], Extracted("done", "rapidocr", text, details={"confidence": 0.99})
+    )
 
     after = (await stack.api.get(f"{RECORDS}/{record['id']}", headers=owner.headers)).json()
     assert after["attachments"][0]["extraction"]["status"] == "done"
@@ -108,7 +110,9 @@ async def test_an_edit_keeps_what_was_read_in_the_index(stack: Stack, owner: Acc
     await read_as(stack, "attachment", uploaded["id"], Extracted("done", "rapidocr", "发票 invoice 2026"))
     current = (await stack.api.get(f"{RECORDS}/{record['id']}", headers=owner.headers)).json()
     edited = await stack.api.patch(
-        f"{RECORDS}/{record['id']}", json={"content": "receipt, paid", "version": current["version"]}, headers=owner.headers
+        f"{RECORDS}/{record['id']}",
+        json={"content": "receipt, paid", "version": current["version"]},
+        headers=owner.headers,
     )
     assert edited.status_code == 200, edited.text
     found = (await stack.api.get("/api/v1/search", params={"q": "发票"}, headers=owner.headers)).json()
@@ -153,7 +157,11 @@ async def test_another_users_attachment_is_404(stack: Stack, owner: Account, str
 async def test_a_link_record_is_owed_a_reading_of_its_url(stack: Stack, owner: Account) -> None:
     created = await stack.api.post(
         RECORDS,
-        json={"kind": "link", "content": "看看这个 https://example.org/post?id=1。", "occurred_at": "2026-12-01T10:00:00Z"},
+        json={
+            "kind": "link",
+            "content": "看看这个 https://example.org/post?id=1。",
+            "occurred_at": "2026-12-01T10:00:00Z",
+        },
         headers=owner.headers,
     )
     assert created.status_code == 201, created.text
