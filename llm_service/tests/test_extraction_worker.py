@@ -123,7 +123,7 @@ async def test_a_repeated_or_stale_job_reads_nothing_twice(stack: Stack, owner: 
     async with AsyncExitStack() as running:
         await workers(stack, engines).start(running)
         await until(lambda: _done(stack, attachment["id"]))
-        await until(lambda: _drained(stack.redis), seconds=30)  # the unknown id waits out its deliveries
+        await until(lambda: _drained(stack.redis), seconds=60)  # the unknown id waits out its deliveries
     assert engines.reads == [attachment["id"]]
 
 

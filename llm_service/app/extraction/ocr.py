@@ -25,6 +25,7 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import unicodedata
 import warnings
@@ -173,6 +174,7 @@ def _start_worker(threads: int) -> None:
     their own, a lower priority than the service, and how it allocates memory."""
     global _threads
     _threads = threads
+    _exit_with_parent()
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     try:
@@ -189,6 +191,23 @@ def _start_worker(threads: int) -> None:
 
 
 _M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as the service that started it is gone, even killed (SIGKILL
+    runs no shutdown): an orphan would keep its models' memory, and the service's stdout,
+    which it inherited, open, so the launcher reading that pipe would never see the service
+    exit and never restart it. The parent's sentinel (a pipe only the parent writes) reads
+    EOF when the parent dies."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @functools.cache
