@@ -1,8 +1,9 @@
 """The real launcher (`python main.py`) for benchmarks: tests/harness.py's `Launcher` on free
 ports and a temporary data dir, with nothing left running afterwards.
 
-Redis is the machine's at 127.0.0.1:6379 when one answers (database 14: the tests use their
-own and empty them), otherwise the launcher embeds one on a free port, as it would for a new user.
+Redis is the machine's at 127.0.0.1:6379 when one answers (database 14, emptied for each
+launch: the tests use their own and empty them), otherwise the launcher embeds one on a free
+port, as it would for a new user.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from redis import Redis
 
 from common.cache.embedded import redis_answers
 from common.config import SERVICE_NAMES
@@ -28,6 +31,12 @@ class LauncherProcess(Launcher):
         self, data_dir: Path, services: tuple[str, ...] = SERVICE_NAMES, extra_env: dict[str, str] | None = None
     ) -> None:
         self.embedded_redis = not redis_answers(MACHINE_REDIS_URL)
+        if not self.embedded_redis:
+            # Empty, as the tests empty theirs: a run cut short leaves streams and pending jobs
+            # (thousands of record events for a database that is gone) that the next run's
+            # workers would spend minutes reclaiming.
+            with Redis.from_url(MACHINE_REDIS_URL) as client:
+                client.flushdb()
         redis_url = f"redis://127.0.0.1:{free_ports(1)[0]}/0" if self.embedded_redis else MACHINE_REDIS_URL
         settings = {"JILU_SERVICES": ",".join(services), "JILU_EMBEDDED_REDIS": "auto", **(extra_env or {})}
         # Its own session: a Ctrl-C at the terminal reaches the benchmark, which then stops the

@@ -379,6 +379,17 @@ class FakeProvider:
                 else:
                     self.streams_cancelled += 1
 
+    async def _answer_first(self, request: Request, reply: Reply) -> Response | None:
+        """What a scripted reply answers before an endpoint's own answer: a refused key, then
+        its delay, then a raw or error reply; None to go on."""
+        refused = self._unauthorized(request)
+        if refused is not None:
+            return refused
+        await self._sleep(reply.delay, request)
+        if reply.status != 200 or reply.body is not None or reply.size is not None:
+            return self._raw(reply)
+        return None
+
     def _build_app(self) -> FastAPI:
         app = FastAPI(openapi_url=None)
 
@@ -386,12 +397,8 @@ class FakeProvider:
         async def chat(request: Request) -> Response:
             payload = await self._record(request)
             reply = self._next(self._chat, self.default_reply)
-            refused = self._unauthorized(request)
-            if refused is not None:
-                return refused
-            await self._sleep(reply.delay, request)
-            if reply.status != 200 or reply.body is not None or reply.size is not None:
-                return self._raw(reply)
+            if (early := await self._answer_first(request, reply)) is not None:
+                return early
             if not isinstance(payload, dict):
                 return JSONResponse({"error": {"message": "not JSON"}}, status_code=400)
             if payload.get("stream") is True:
@@ -404,12 +411,8 @@ class FakeProvider:
         async def embeddings(request: Request) -> Response:
             payload = await self._record(request)
             reply = self._next(self._embeddings, self.default_embeddings)
-            refused = self._unauthorized(request)
-            if refused is not None:
-                return refused
-            await self._sleep(reply.delay, request)
-            if reply.status != 200 or reply.body is not None or reply.size is not None:
-                return self._raw(reply)
+            if (early := await self._answer_first(request, reply)) is not None:
+                return early
             inputs = payload.get("input") if isinstance(payload, dict) else None
             inputs = [inputs] if isinstance(inputs, str) else inputs or []
             data = [
@@ -424,12 +427,8 @@ class FakeProvider:
         async def transcriptions(request: Request) -> Response:
             fields, upload = await self._record_form(request)
             reply = self._next(self._transcriptions, self.default_transcription)
-            refused = self._unauthorized(request)
-            if refused is not None:
-                return refused
-            await self._sleep(reply.delay, request)
-            if reply.status != 200 or reply.body is not None or reply.size is not None:
-                return self._raw(reply)
+            if (early := await self._answer_first(request, reply)) is not None:
+                return early
             if upload is None or not fields.get("model"):
                 error = {"message": "a file and a model are required", "type": "invalid_request_error"}
                 return JSONResponse({"error": error}, status_code=400)

@@ -147,6 +147,9 @@ class Server(ThreadingHTTPServer):
     def url(self, path: str) -> str:
         return f"http://{self.host_port}{path}"
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet: the tests cut connections on purpose (size caps, deadlines)."""
+
     def paths(self) -> list[str]:
         return [path for path, _ in self.seen]
 
