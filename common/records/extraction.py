@@ -18,7 +18,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import literal, select
+from sqlalchemy import literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.cache import cache_key
@@ -66,28 +66,30 @@ def link_url(record: Record) -> str | None:
     return None
 
 
+def _reset(target: Attachment | Record, status: ExtractionStatus | None, *, error: str | None = None) -> None:
+    """`target`'s extraction set to `status`, every earlier result forgotten."""
+    target.extraction_status = status
+    target.extraction_engine = None
+    target.extraction_error = error
+    target.extraction_details = {}
+    target.extracted_text = ""
+    target.extracted_index = ""
+
+
 async def request_extraction(redis: Redis, target: Attachment | Record, *, url: str | None = None) -> None:
     """Owe `target` a new extraction: `pending`, the last result forgotten, and a job queued.
     Called inside the transaction that writes `target` (flushed by the caller's commit).
     `url`: a link record's URL, kept so an edit that leaves it alone asks for nothing."""
-    target.extraction_status = "pending"
-    target.extraction_engine = None
-    target.extraction_error = None
-    target.extraction_details = {"url": url} if url else {}
-    target.extracted_text = ""
-    target.extracted_index = ""
+    _reset(target, "pending")
+    if url:
+        target.extraction_details = {"url": url}
     target.extraction_requested_at = datetime.now(UTC)
     await enqueue(redis, target)
 
 
 def skip_extraction(target: Attachment | Record, reason: str) -> None:
     """Nothing to read in `target`, decided before any engine: `skipped`, with `reason`."""
-    target.extraction_status = "skipped"
-    target.extraction_engine = None
-    target.extraction_error = reason
-    target.extraction_details = {}
-    target.extracted_text = ""
-    target.extracted_index = ""
+    _reset(target, "skipped", error=reason)
 
 
 async def enqueue(redis: Redis, target: Attachment | Record) -> None:
@@ -116,12 +118,7 @@ async def link_written(redis: Redis, record: Record) -> None:
     url = link_url(record)
     if record.kind != "link":
         if record.extraction_status is not None:
-            record.extraction_status = None
-            record.extraction_engine = None
-            record.extraction_error = None
-            record.extraction_details = {}
-            record.extracted_text = ""
-            record.extracted_index = ""
+            _reset(record, None)
         return
     if url is None:
         if record.extraction_status != "skipped" or record.extraction_error != NO_LINK:
@@ -135,20 +132,26 @@ async def link_written(redis: Redis, record: Record) -> None:
 PROVIDER_TEXT_CHARS = 4000
 
 
-async def extracted_texts(session: AsyncSession, record_ids: Sequence[str]) -> dict[str, list[str]]:
-    """The texts read out of these records' links and attachments (finished ones only), by
-    record id: the link's page first, then the attachments in the order they were added."""
+async def texts_read(session: AsyncSession, record_ids: Sequence[str]) -> list[tuple[str, str | None, str]]:
+    """The finished readings of these records, as (record id, attachment id or None for the
+    link's page, text): the link's page first, then the attachments in the order they were
+    added. One query."""
     if not record_ids:
-        return {}
-    links = select(Record.id, Record.extracted_text, literal("").label("position")).where(
+        return []
+    links = select(Record.id, literal(None).label("attachment_id"), Record.extracted_text).where(
         Record.id.in_(record_ids), Record.extraction_status == "done"
     )
-    files = select(Attachment.record_id, Attachment.extracted_text, Attachment.id).where(
+    files = select(Attachment.record_id, Attachment.id, Attachment.extracted_text).where(
         Attachment.record_id.in_(record_ids), Attachment.extraction_status == "done"
     )
+    rows = await session.execute(links.union_all(files).order_by(literal_column("attachment_id").nulls_first()))
+    return [(record_id, attachment_id, text or "") for record_id, attachment_id, text in rows]
+
+
+async def extracted_texts(session: AsyncSession, record_ids: Sequence[str]) -> dict[str, list[str]]:
+    """What a provider is given of these records' readings (`texts_read`), by record id."""
     found: dict[str, list[str]] = {}
-    rows = await session.execute(links.union_all(files).order_by("position"))
-    for record_id, text, _position in rows:
+    for record_id, _attachment_id, text in await texts_read(session, record_ids):
         if text:
             found.setdefault(record_id, []).append(text[:PROVIDER_TEXT_CHARS])
     return found

@@ -34,16 +34,28 @@ def _with_text(target: Attachment | Record) -> ExtractionText:
     return ExtractionText(**dict(info), text=target.extracted_text)
 
 
+def _queued(target: Attachment | Record) -> ExtractionInfo:
+    """The answer to asking again: the extraction as it now is, `pending`."""
+    info = extraction_info(target)
+    assert info is not None, "asked again of something with nothing to read"
+    return info
+
+
+# Reading the text loads it (a deferred column); asking again locks the row and loads no text.
 async def _attachment(session: SessionDep, owner_id: str, attachment_id: str, *, for_update: bool) -> Attachment:
     repository = AttachmentRepository(session, owner_id)
-    statement = repository.of_live_records().options(undefer(Attachment.extracted_text))
+    statement = repository.of_live_records()
+    if not for_update:
+        statement = statement.options(undefer(Attachment.extracted_text))
     found = await repository.get_or_404(attachment_id, for_update=for_update, within=statement)
     return found
 
 
 async def _link_record(session: SessionDep, owner_id: str, record_id: str, *, for_update: bool) -> Record:
     repository = RecordRepository(session, owner_id)
-    statement = repository.statement().options(undefer(Record.extracted_text))
+    statement = repository.statement()
+    if not for_update:
+        statement = statement.options(undefer(Record.extracted_text))
     found = await repository.get_or_404(record_id, for_update=for_update, within=statement)
     if found.kind != "link":
         raise NotFound(NOT_A_LINK)
@@ -77,9 +89,7 @@ async def extract_attachment(
         raise Conflict(STILL_RUNNING)
     await extraction.request_extraction(redis, attachment)
     await session.flush()
-    info = extraction_info(attachment)
-    assert info is not None
-    return info
+    return _queued(attachment)
 
 
 @router.get("/records/{record_id}/extraction", response_model=ExtractionText)
@@ -107,6 +117,4 @@ async def extract_link(
     if extraction.link_url(record) is None:
         raise Conflict(extraction.NO_LINK)
     await RecordWriter(session, redis).read_link_again(record)
-    info = extraction_info(record)
-    assert info is not None
-    return info
+    return _queued(record)

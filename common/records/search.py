@@ -48,7 +48,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     literal_column,
     or_,
     select,
@@ -61,6 +60,7 @@ from sqlalchemy.orm import raiseload
 from sqlalchemy.sql.expression import TableClause
 
 from common.pagination import decode_offset_cursor, encode_offset_cursor
+from common.records.extraction import texts_read
 from common.records.models import Attachment, Record, RecordTag
 from common.records.repository import owned_records
 
@@ -608,20 +608,14 @@ async def snippets(session: AsyncSession, records: Sequence[Record], terms: list
     elsewhere = [r.id for r, found in zip(records, own, strict=True) if found is None]
     read: dict[str, list[tuple[str | None, str]]] = {}
     if elsewhere and pattern is not None:
-        links = select(Record.id, literal(None).label("attachment_id"), Record.extracted_text).where(
-            Record.id.in_(elsewhere), Record.extraction_status == "done"
-        )
-        files = select(Attachment.record_id, Attachment.id, Attachment.extracted_text).where(
-            Attachment.record_id.in_(elsewhere), Attachment.extraction_status == "done"
-        )
-        for record_id, attachment_id, text_ in await session.execute(links.union_all(files)):
-            read.setdefault(record_id, []).append((attachment_id, text_ or ""))
+        for record_id, attachment_id, text_ in await texts_read(session, elsewhere):
+            read.setdefault(record_id, []).append((attachment_id, text_))
     found: list[Snippet] = []
     for record, excerpt in zip(records, own, strict=True):
         if excerpt is not None:
             found.append(Snippet(excerpt))
             continue
-        for attachment_id, text_ in sorted(read.get(record.id, []), key=lambda item: item[0] or ""):
+        for attachment_id, text_ in read.get(record.id, []):
             if (inside := excerpt_of(text_, pattern)) is not None:
                 found.append(Snippet(inside, attachment_id, attachment_id is None))
                 break

@@ -12,13 +12,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import select
-
 from common.api_clients.llm.results import TokenUsage
 from common.database import Sessions, transaction
 from common.records.attachments.storage import AttachmentStorage
-from common.users.models import User
 from llm_service.app.budgets import BudgetExceeded, BudgetGuard
+from llm_service.app.chat.grounding import user_language
 from llm_service.app.extraction.audio import ENGINE as AUDIO_ENGINE
 from llm_service.app.extraction.audio import probe_audio, transcribe_audio
 from llm_service.app.extraction.documents import extract_pdf, extract_text_file
@@ -108,10 +106,14 @@ class Engines:
             filename=claimed.filename or "audio",
             content_type=claimed.content_type,
             provider=provider,
-            language=await _user_language(self.sessions, claimed.owner_id),
+            language=await self._language(claimed.owner_id),
             max_bytes=self.max_audio_bytes,
             on_usage=on_usage,
         )
+
+    async def _language(self, user_id: str) -> Language:
+        async with transaction(self.sessions.read) as session:
+            return await user_language(session, user_id)
 
 
 async def _read_file(path: Path) -> bytes:
@@ -119,9 +121,3 @@ async def _read_file(path: Path) -> bytes:
         return await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError as exc:
         raise ExtractionFailed(FILE_GONE) from exc
-
-
-async def _user_language(sessions: Sessions, user_id: str) -> Language:
-    async with transaction(sessions.read) as session:
-        language = await session.scalar(select(User.language).where(User.id == user_id))
-    return "en" if language == "en" else "zh-CN"

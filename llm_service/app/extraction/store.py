@@ -102,7 +102,7 @@ async def finish(sessions: Sessions, redis: Redis, claimed: Claimed, result: Ext
     values: dict[str, Any] = {
         "extraction_status": result.status,
         "extraction_engine": result.engine[:64],
-        "extraction_error": (result.reason or None) and (result.reason or "")[:AI_TEXT_LIMIT],
+        "extraction_error": result.reason[:AI_TEXT_LIMIT] if result.reason else None,
         "extraction_details": {**result.details, **({"url": claimed.url} if claimed.url else {})},
         "extracted_text": text,
         "extracted_index": index,
