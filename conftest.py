@@ -1,14 +1,13 @@
 """Fixtures for the whole suite: real Redis, real databases (SQLite always, PostgreSQL when
-one answers), settings on a temporary data dir."""
+one answers; PostgreSQL only under `JILU_TEST_DATABASE_URL`, see tests/databases.py),
+settings on a temporary data dir."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,16 +21,54 @@ from common.cache import create_redis
 from common.cache.embedded import EmbeddedRedis, redis_answers
 from common.config import JiluSettings
 from common.database.migrate import upgrade_to_head
+from tests.databases import (
+    POSTGRES_ADMIN_URL,
+    POSTGRES_ONLY,
+    TEST_DATABASE_URL,
+    postgres_admin,
+    postgres_database,
+    postgres_reachable,
+)
 from tests.support import free_port
 
 # The machine's services, used when they answer (CI has them too); overridable.
 MACHINE_REDIS_URL = os.environ.get("JILU_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-POSTGRES_ADMIN_URL = os.environ.get("JILU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 # Packages whose tests share one launched stack (package-scoped): `make test` runs each on one
 # xdist worker (`--dist loadgroup`), since a stack per worker would cost more than it saves.
-SHARED_STACK_PACKAGES = ("tests/web/", "tests/e2e/")
+SHARED_STACK_PACKAGES = ("tests/web/", "tests/e2e/", "tests/fuzz/")
+
+
+# The fixtures that hand a test a database of the suite's (a module that overrides one with a
+# SQLite-only stand-in says its tests do not depend on the database).
+DATABASE_FIXTURES = ("database_url", "migrated_database_url", "postgres_url", "postgres_migrated")
+# Launched processes whose tests are about the launcher (supervision, ports, Redis), not the
+# database: they stay on SQLite in the data dir.
+LAUNCHER_ONLY_PACKAGES = ("tests/launcher/",)
+
+
+def _database_dependent(item: pytest.Item) -> bool:
+    """A test on a launched stack (`e2e`) or given one of `DATABASE_FIXTURES`, unless it is
+    about SQLite itself (marker `sqlite`: it pins `JILU_DATABASE_URL=""`) or pins the database
+    itself (`parametrize("database_url", ["sqlite"], indirect=True)`: one is enough for it)."""
+    if item.get_closest_marker("sqlite") is not None:
+        return False
+    if any(mark.args and mark.args[0] == "database_url" for mark in item.iter_markers("parametrize")):
+        return False
+    if item.get_closest_marker("e2e") is not None and not item.nodeid.startswith(LAUNCHER_ONLY_PACKAGES):
+        return True
+    fixtures = getattr(item, "_fixtureinfo", None)
+    definitions = fixtures.name2fixturedefs if fixtures is not None else {}
+    given = [definitions[name][-1] for name in DATABASE_FIXTURES if definitions.get(name)]
+    return bool(given) and all(definition.baseid == "" for definition in given)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if POSTGRES_ONLY and not asyncio.run(postgres_reachable()):
+        raise pytest.UsageError(
+            f"JILU_TEST_DATABASE_URL is set, but no PostgreSQL server answers at {TEST_DATABASE_URL}"
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,6 +76,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for package in SHARED_STACK_PACKAGES:
             if item.nodeid.startswith(package):
                 item.add_marker(pytest.mark.xdist_group(package))
+        # `database`: what `.ci/run` runs again under JILU_TEST_DATABASE_URL, less the tests
+        # marked `postgres` (they ran on PostgreSQL in the first pass already).
+        if _database_dependent(item):
+            item.add_marker(pytest.mark.database)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -96,47 +137,9 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-async def _postgres_reachable() -> bool:
-    import asyncpg
-
-    try:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=2)
-    except (TimeoutError, OSError, asyncpg.PostgresError):
-        return False
-    await connection.close()
-    return True
-
-
 @pytest.fixture(scope="session")
 def postgres_available() -> bool:
-    return asyncio.run(_postgres_reachable())
-
-
-def _postgres_admin(sql: str, database: str | None = None) -> None:
-    """Run `sql` as the admin user, on the admin database or on `database`."""
-    import asyncpg
-
-    async def run() -> None:
-        url = POSTGRES_ADMIN_URL if database is None else f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
-
-
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped on exit."""
-    name = f"jilu_test_{uuid.uuid4().hex[:12]}"
-    _postgres_admin(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return asyncio.run(postgres_reachable())
 
 
 # Ends what a finished test left connected, then empties every table but Alembic's. No
@@ -156,11 +159,18 @@ def _require_postgres(available: bool) -> None:
         pytest.skip(f"no PostgreSQL server answers at {POSTGRES_ADMIN_URL} (set JILU_TEST_POSTGRES_URL)")
 
 
+# Under JILU_TEST_DATABASE_URL every database test runs on PostgreSQL only, including those
+# parametrized to one database (`database_url` "sqlite", indirectly).
+DATABASE_PARAMS = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+if not POSTGRES_ONLY:
+    DATABASE_PARAMS.insert(0, pytest.param("sqlite"))
+
+
 @pytest.fixture
 def postgres_url(postgres_available: bool) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
     _require_postgres(postgres_available)
-    with _postgres_database() as url:
+    with postgres_database() as url:
         yield url
 
 
@@ -169,7 +179,7 @@ def postgres_migrated(postgres_available: bool) -> Iterator[str]:
     """A PostgreSQL database migrated to head once per session (and worker); `database_url`
     empties it for each test that asks for a migrated one."""
     _require_postgres(postgres_available)
-    with _postgres_database() as url:
+    with postgres_database() as url:
         upgrade_to_head(url)
         yield url
 
@@ -182,14 +192,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_PARAMS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same test on SQLite (always) and PostgreSQL (when a server answers): an empty
+    """The same test on SQLite (always; not under JILU_TEST_DATABASE_URL) and PostgreSQL (when
+    a server answers): an empty
     database, or — when the test also asks for `migrated_database_url` — one migrated once per
     session and worker: a copy of the migrated SQLite file, or the migrated PostgreSQL database
     emptied (70 ms, where copying a template database took 320 ms and migrating 760 ms)."""
     migrated = "migrated_database_url" in request.fixturenames
-    if request.param == "sqlite":
+    if request.param == "sqlite" and not POSTGRES_ONLY:
         path = tmp_path / "jilu.db"
         if migrated:
             shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
@@ -199,7 +210,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield request.getfixturevalue("postgres_url")
         return
     url = request.getfixturevalue("postgres_migrated")
-    _postgres_admin(_EMPTY_POSTGRES, database=url.rsplit("/", 1)[1])
+    postgres_admin(_EMPTY_POSTGRES, database=url.rsplit("/", 1)[1])
     yield url
 
 

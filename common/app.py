@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 import common
+from common import metrics, tracing
 from common.api_clients import ServiceDirectory, create_http_client
 from common.bodies import BodyGuardMiddleware
 from common.cache import create_redis
 from common.config import JiluSettings
 from common.database import create_engine, create_sessionmaker, create_write_engine
-from common.errors import install_error_handlers
+from common.deps import SettingsDep, service_state
+from common.errors import NotFound, install_error_handlers
 from common.health import health_router
 from common.middleware import AllowedMethodsMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
 from common.openapi import generate_operation_id, install_openapi
@@ -49,8 +53,10 @@ def create_service_app(
                 stack.push_async_callback(write_engine.dispose)
             redis = create_redis(settings.redis_url)
             stack.push_async_callback(redis.aclose)
-            http = create_http_client(settings.http_timeout)
+            http = create_http_client(settings.http_timeout, traced=True)
             stack.push_async_callback(http.aclose)
+            # Runs after the service's own clean-ups (pushed later), off the event loop.
+            stack.push_async_callback(asyncio.to_thread, tracing.flush)
             state = ServiceState(
                 service=service,
                 settings=settings,
@@ -70,6 +76,7 @@ def create_service_app(
 
     production = settings.is_production
     openapi = settings.serves_openapi
+    tracing.setup_tracing(service, settings)
     app = FastAPI(
         title=f"Jilu {service}",
         version=common.__version__,
@@ -80,6 +87,9 @@ def create_service_app(
         openapi_url="/openapi.json" if openapi else None,
         debug=False,
         generate_unique_id_function=generate_operation_id,
+        # FastAPI's own OpenTelemetry: server spans once `common.tracing` set a provider.
+        # Metrics are Prometheus's (`common.metrics`), logs Jilu's own.
+        telemetry={"metrics": False, "logs": False, "exclude": tracing.excluded},
     )
     install_error_handlers(app)
     # Innermost: they answer requests themselves (413/415, OPTIONS) after CORS has had its
@@ -97,10 +107,33 @@ def create_service_app(
         )
     # The last added is the outermost: every response, the JSON 500 included, gets the
     # request id and the security headers.
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, request_metrics=metrics.RequestMetrics(service))
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health_router(service, depends_on))
+    app.include_router(_metrics_router(service))
     for router in routers:
         app.include_router(router)
     install_openapi(app)
     return app
+
+
+def _metrics_router(service: str) -> APIRouter:
+    """`GET /metrics`, Prometheus's text format, not in the OpenAPI: to a client outside
+    `JILU_METRICS_ALLOW` it is a 404 like any unknown path (`common.metrics.metrics_allowed`)."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def scrape(request: Request, settings: SettingsDep) -> Response:
+        if not metrics.metrics_allowed(request, settings):
+            raise NotFound("Not Found")
+        state = service_state(request.app)
+        metrics.record_pool(service, "read", state.engine)
+        write_bind = state.write_sessionmaker.kw.get("bind")
+        if write_bind is not None and write_bind.pool is not state.engine.pool:
+            metrics.record_pool(service, "write", write_bind)
+        for queue in state.metric_queues():
+            await metrics.record_queue(queue)
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    return router

@@ -112,7 +112,15 @@ class JiluSettings(BaseSettings):
     # production. `/docs` stays off in production either way.
     openapi_public: bool | None = None
 
-    @field_validator("services", "llm_allowed_hosts", "cors_origins", "trusted_proxies", mode="before")
+    # Observability (issue 13). Who may read `/metrics` (IPs or CIDRs; docs/observability.md):
+    # unset, loopback and the private networks except in production, where nobody may until
+    # it is set; empty: nobody. OpenTelemetry traces go to this OTLP/HTTP endpoint
+    # (`http://collector:4318`); empty: tracing is off. The share of traces kept, 0 to 1.
+    metrics_allow: Annotated[list[str] | None, NoDecode] = None
+    otel_endpoint: str = ""
+    otel_sample_ratio: float = 1.0
+
+    @field_validator("services", "llm_allowed_hosts", "cors_origins", "trusted_proxies", "metrics_allow", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return split_csv(value)
@@ -135,11 +143,26 @@ class JiluSettings(BaseSettings):
             raise ValueError("a port is a number from 1 to 65535")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allow")
     @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or ():
             ipaddress.ip_network(item, strict=False)  # raises ValueError, named by pydantic
+        return value
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("an http:// or https:// URL of an OTLP/HTTP receiver, e.g. http://127.0.0.1:4318")
+        return value
+
+    @field_validator("otel_sample_ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("a share from 0 to 1")
         return value
 
     @field_validator("rate_login_user", "rate_login_address", "rate_register_address", "rate_user")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -159,6 +160,13 @@ class FileTooLarge(PayloadTooLarge):
         self.max_bytes = max_bytes
 
 
+class InsufficientStorage(JiluError):
+    """507: the server's disk (the data dir) is full or over its quota; nothing was stored."""
+
+    status_code, code = 507, "insufficient_storage"
+    default_detail = "The server has no room left to store this; nothing was stored, try again later"
+
+
 class UnsupportedMediaType(JiluError):
     status_code, code, default_detail = 415, "unsupported_media_type", "Unsupported media type"
 
@@ -208,6 +216,7 @@ HTTP_STATUS_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    507: "insufficient_storage",
 }
 
 
@@ -230,8 +239,28 @@ async def _jilu_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+def undecodable_json(exc: StarletteHTTPException) -> dict[str, Any] | None:
+    """The field problem of a JSON body FastAPI could not even decode — bytes that are not
+    UTF-8, or nesting deeper than the parser goes — which it answers 400 `There was an error
+    parsing the body`; None for any other error. Such a body is malformed JSON like any other:
+    the 422 `json_invalid` the documents promise, not an undocumented 400."""
+    cause = exc.__cause__
+    if exc.status_code != 400:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        reason = f"the body is not UTF-8 text (byte {cause.start}: {cause.reason})"
+    elif isinstance(cause, RecursionError):
+        reason = "the body is nested too deeply"
+    else:
+        return None
+    return {"field": "body", "message": f"malformed JSON: {reason}", "type": "json_invalid"}
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    problem = undecodable_json(exc)
+    if problem is not None:
+        return error_response(422, "validation_error", [problem])
     code = HTTP_STATUS_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
@@ -244,9 +273,28 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 # Database errors that mean "busy, try again", not "broken": SQLite's write lock held past
 # busy_timeout (e.g. by a large import), PostgreSQL's serialization failures and deadlocks.
 _BUSY_MARKERS = ("database is locked", "could not serialize", "deadlock detected")
+# ... and "the disk is full": SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100). The
+# transaction was rolled back, so nothing of the request was stored.
+_FULL_MARKERS = ("database or disk is full", "could not extend file", "no space left on device")
+# The OSError numbers of a full disk or a quota reached.
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _insufficient_storage() -> JSONResponse:
+    error = InsufficientStorage()
+    return error_response(error.status_code, error.code, error.detail)
 
 
 async def _database_busy(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # The connection died under the request (the server restarted or ended it, a network
+        # fault): the transaction did not commit, unless it died during the COMMIT itself.
+        # The pool's pre-ping replaces the connection, so trying again works.
+        return error_response(
+            503, "service_unavailable", "The database connection was lost; try again", {"Retry-After": "1"}
+        )
+    if not isinstance(exc, PoolTimeout) and any(marker in str(exc).lower() for marker in _FULL_MARKERS):
+        return _insufficient_storage()
     # A pool timeout: no connection came free in time, e.g. the turn at SQLite's one write
     # connection (`common.database.engine.create_write_engine`) behind a stuck writer.
     if not isinstance(exc, PoolTimeout) and not any(marker in str(exc) for marker in _BUSY_MARKERS):
@@ -254,10 +302,25 @@ async def _database_busy(_: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "service_unavailable", "The database is busy; try again shortly", {"Retry-After": "1"})
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it was raised from, is a full disk or a reached quota:
+    `common.middleware.RequestIdMiddleware` answers such an unhandled error 507, not 500."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in FULL_DISK_ERRNOS:
+            return True
+        if isinstance(current, OperationalError) and any(m in str(current).lower() for m in _FULL_MARKERS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JiluError, _jilu_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(OperationalError, _database_busy)
+    app.add_exception_handler(DBAPIError, _database_busy)  # OperationalError is one
     app.add_exception_handler(PoolTimeout, _database_busy)
     # Unhandled exceptions become the JSON 500 in `common.middleware.RequestIdMiddleware`.

@@ -10,7 +10,10 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common import tracing
+from common.errors import InsufficientStorage, is_disk_full
 from common.logging import request_id_var
+from common.metrics import RequestMetrics
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -21,15 +24,17 @@ error_logger = logging.getLogger("jilu.errors")
 
 class RequestIdMiddleware:
     """Accept a sane `X-Request-ID` or make one, expose it to logs and clients, echo it back,
-    and write one access-log line per request with its status and latency.
+    and write one access-log line per request with its status and latency (and, given
+    `request_metrics`, count it and observe its latency by route template).
 
     It is the outermost layer, so it also turns an unhandled exception into the JSON 500
     (Starlette's own last-resort handler would answer outside it, without the request id).
     Written as plain ASGI (not `BaseHTTPMiddleware`) so streamed bodies pass untouched.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, request_metrics: RequestMetrics | None = None) -> None:
         self.app = app
+        self.request_metrics = request_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,6 +43,8 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        if tracing.enabled():
+            tracing.tag_request(request_id)
         started = time.perf_counter()
         status = 500
         started_response = False
@@ -54,21 +61,30 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            full = is_disk_full(exc)  # a write that found the data dir full: 507, not a bug
+            if full:
+                error_logger.warning("no room left on %s %s: %s", scope["method"], scope["path"], exc)
+            else:
+                error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started_response:
                 raise  # too late for an error body; the server closes the connection
-            body = json.dumps({"error": "internal_error", "detail": "Internal server error"}).encode()
+            error = InsufficientStorage() if full else None
+            code, detail = (error.code, error.detail) if error else ("internal_error", "Internal server error")
+            body = json.dumps({"error": code, "detail": detail}).encode()
             await send_with_id(
                 {
                     "type": "http.response.start",
-                    "status": 500,
+                    "status": error.status_code if error else 500,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
                 }
             )
             await send_with_id({"type": "http.response.body", "body": body})
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            elapsed = time.perf_counter() - started
+            if self.request_metrics is not None:
+                self.request_metrics.observe(scope, status, elapsed)
+            elapsed_ms = elapsed * 1000
             access_logger.info(
                 "%s %s %s %.1fms",
                 scope["method"],

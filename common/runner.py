@@ -15,7 +15,9 @@ import socket
 import sys
 import threading
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from common.draining import GRACEFUL_SHUTDOWN_SECONDS
 
 EXIT_BAD_SETTING = 2
 EXIT_MISSING_DEPENDENCY = 3
@@ -67,6 +69,21 @@ def _exit_with_launcher() -> None:
     threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
 
 
+def _draining_server(config: Any) -> Any:
+    """A uvicorn server that announces its shutdown (`common.draining`) before it waits for
+    the requests in flight, so an open stream can end itself with a clean last event."""
+    import uvicorn
+
+    from common import draining
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            draining.begin()
+            await super().shutdown(sockets)
+
+    return DrainingServer(config)
+
+
 def run_service(service: str, app_module: str) -> None:
     """Import `app_module` (it has `get_settings()` and `create_app(settings)`), then serve."""
     try:
@@ -109,6 +126,6 @@ def run_service(service: str, app_module: str) -> None:
         # JILU_TRUSTED_PROXIES (common/security/client_address.py, origin.py); uvicorn's own
         # proxy-header handling would believe any loopback peer's X-Forwarded-* first.
         proxy_headers=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _draining_server(config).run(sockets=[sock])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from common.api_clients.services import ServiceDirectory
 from common.config import JiluSettings
 from common.database import Sessions
+from common.queue import DurableQueue
 from common.security.rate_limit import RateLimiter
 from common.security.tokens import TokenCodec
 
@@ -44,6 +46,10 @@ class ServiceState:
     def sessions(self) -> Sessions:
         """Both sessionmakers, for collaborators that read and write outside a request."""
         return Sessions(read=self.sessionmaker, write=self.write_sessionmaker)
+
+    def metric_queues(self) -> Sequence[DurableQueue]:
+        """The durable queues whose depth this service's `/metrics` reports (`common.metrics`)."""
+        return ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,7 +30,16 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from common.bodies import MULTIPART, has_own_size_cap, media_type
-from common.errors import BadRequest, FileTooLarge, JiluError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from common.errors import (
+    FULL_DISK_ERRNOS,
+    BadRequest,
+    FileTooLarge,
+    InsufficientStorage,
+    JiluError,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 
 FIELD = "file"
 # Room for the multipart framing and a few small fields around the file itself.
@@ -39,7 +48,13 @@ MAX_FILENAME_CHARS = 255
 _UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 # What `receive_file` may refuse with, for a route's `responses=`.
-RECEIVE_ERRORS: tuple[type[JiluError], ...] = (BadRequest, PayloadTooLarge, UnsupportedMediaType, Unprocessable)
+RECEIVE_ERRORS: tuple[type[JiluError], ...] = (
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable,
+    InsufficientStorage,
+)
 
 ChunkHook = Callable[[bytes], None]
 """Called with each piece of the file before it is written; raise a `JiluError` to refuse
@@ -170,8 +185,9 @@ async def receive_file(
 ) -> ReceivedFile:
     """Stream the multipart field `field` of `request` into `dest`. Raise 413 (`FileTooLarge`)
     past `max_bytes`, 415 for a body that is not multipart/form-data, 422 for no boundary, no
-    such field, two of it or an empty file, 400 for a malformed or interrupted body, and
-    whatever `on_chunk` raises. On any error `dest` is removed before the error leaves."""
+    such field, two of it or an empty file, 400 for a malformed or interrupted body, 507
+    when the disk is full (or over its quota), and whatever `on_chunk` raises. On any error
+    `dest` is removed before the error leaves."""
     parts, size, body_bytes = _Parts(field), 0, 0
     try:
         _check_route(request)
@@ -208,5 +224,7 @@ async def receive_file(
         _remove(dest)  # synchronously: this also runs when the request is cancelled
         if isinstance(exc, ClientDisconnect):
             raise BadRequest("the upload was interrupted") from exc
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
+            raise InsufficientStorage("the server's disk is full: the file was not stored") from exc
         raise
     return ReceivedFile(dest, size, parts.filename)

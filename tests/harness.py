@@ -386,9 +386,14 @@ class Launcher(Spawned):
 
 
 @contextmanager
-def launched(data_dir: Path, redis_url: str, settings: Mapping[str, str] | None = None) -> Iterator[Launcher]:
-    """A `Launcher(data_dir, redis_url, settings=settings)` with every service it starts up
-    and answering; stopped on exit, whatever happened."""
-    with Launcher(data_dir, redis_url, settings=settings) as jilu:
+def launched(
+    data_dir: Path,
+    redis_url: str,
+    settings: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> Iterator[Launcher]:
+    """A `Launcher(data_dir, redis_url, args, settings=settings)` with every service it starts
+    up and answering; stopped on exit, whatever happened."""
+    with Launcher(data_dir, redis_url, args, settings=settings) as jilu:
         jilu.wait_until_up()
         yield jilu

@@ -167,3 +167,25 @@ async def sse_messages(response: httpx.Response) -> AsyncIterator[SseMessage]:
                 data.append(value)
             elif key == "id":
                 event_id = value
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape_metrics(client: httpx.AsyncClient) -> Samples:
+    """`GET /metrics` through `client` (asserted 200), parsed: value by (sample name, labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    """The value of `name` with exactly `labels` (0 when absent: a counter not yet incremented)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from urllib.parse import unquote
 
 import anyio
 import httpx
@@ -14,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from common.api_clients.services import ServiceClient
 from common.config import JiluSettings
-from common.errors import UpstreamError, UpstreamTimeout
+from common.errors import NotFound, UpstreamError, UpstreamTimeout
 from common.security.client_address import (
     CLIENT_ADDRESS_HEADER,
     CLIENT_SIGNATURE_HEADER,
@@ -45,11 +46,13 @@ SERVER_SET = {"date", "server"}
 # decoding every header: a relay does this twice per request). The client's X-Request-ID is
 # dropped: the http client sends the id this request runs under, which is a new one when the
 # client's was missing or malformed. Cookies are dropped: no service behind a relay uses them,
-# and the refresh cookie must not leave the one that set it.
+# and the refresh cookie must not leave the one that set it. A client's trace context is
+# dropped too: the relay sends its own when tracing is on (`common.tracing`).
 _NOT_RELAYED_UP = frozenset(
     name.encode()
     for name in HOP_BY_HOP
     | {"cookie", "x-forwarded-for", "x-request-id", CLIENT_ADDRESS_HEADER, CLIENT_SIGNATURE_HEADER}
+    | {"traceparent", "tracestate", "baggage"}
 )
 # Raw bytes are relayed, so content-encoding and content-length stay true.
 _NOT_RELAYED_DOWN = frozenset(name.encode() for name in HOP_BY_HOP | SERVER_SET | {"x-request-id"})
@@ -85,13 +88,23 @@ def _has_body(request: Request) -> bool:
     )
 
 
+def _climbs(path: str) -> bool:
+    """Whether `path` has a `.` or `..` segment, plain or percent-encoded: httpx resolves
+    them, so `/api/v1/chat/../../metrics` would reach a path of the owner's that is never
+    relayed."""
+    return any(segment in (".", "..") for segment in unquote(path).split("/"))
+
+
 def _upstream_url(request: Request, target: ServiceClient, path: str | None) -> str:
     """The owner's URL for `request`: its path as the client sent it (still percent-encoded,
-    so an encoded `?` or `/` stays what it was) or `path`, and its query string untouched."""
+    so an encoded `?` or `/` stays what it was) or `path`, and its query string untouched.
+    A path with dot segments is not relayed: 404, as for any path the relay does not own."""
     scope = request.scope
     if path is None:
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
+    if _climbs(path):
+        raise NotFound()
     url = target.url(path)
     query = scope.get("query_string", b"")
     return f"{url}?{query.decode('latin-1')}" if query else url
@@ -137,6 +150,8 @@ async def forward(
         response = await target.client.send(upstream, stream=True)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(f"{target.service} did not answer in time") from exc
+    except httpx.ConnectError as exc:  # not running (or restarting): 503, come back shortly
+        raise target.unavailable() from exc
     except httpx.HTTPError as exc:
         raise UpstreamError(f"{target.service} is unreachable") from exc
     return RelayedResponse(response, _response_headers(response, target))

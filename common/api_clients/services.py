@@ -7,7 +7,10 @@ from typing import Any
 import httpx
 
 from common.config import SERVICE_NAMES, JiluSettings
-from common.errors import UpstreamError, UpstreamTimeout
+from common.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+
+# How long a client is told to wait before trying a service that is not running again.
+RETRY_UNAVAILABLE_SECONDS = 5
 
 
 class ServiceClient:
@@ -28,8 +31,18 @@ class ServiceClient:
             return await self.client.request(method, self.url(path), **kwargs)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"{self.service} did not answer in time") from exc
+        except httpx.ConnectError as exc:
+            raise self.unavailable() from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(f"{self.service} is unreachable") from exc
+
+    def unavailable(self) -> ServiceUnavailable:
+        """The 503 for a service that refused the connection (not running, or restarting): a
+        client should come back shortly. A service that broke off its answer is a 502."""
+        return ServiceUnavailable(
+            f"{self.service} is unavailable; try again shortly",
+            headers={"Retry-After": str(RETRY_UNAVAILABLE_SECONDS)},
+        )
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.request("GET", path, **kwargs)

@@ -16,7 +16,8 @@ result then waits behind the other requests' work. Here:
 - a commit or rollback with no transaction open makes no trip (sqlite3 does nothing then);
 - the loop's thread blocks for a trip up to `SPIN_SECONDS` before it awaits it (`_trip`);
 - once `BEGIN IMMEDIATE` holds SQLite's write lock, a small INSERT runs on the loop's thread
-  itself (`_runs_inline`): it can wait for no lock then, and takes microseconds.
+  itself (`_runs_inline`): it can wait for no lock then, and takes microseconds;
+- the processes' writers take turns at a lock file first (`WriterLock`, below).
 
 SQLAlchemy's adapter is kept for everything else: rows are buffered as they were, errors are
 raised as they were, server-side cursors are unchanged. This reaches into aiosqlite's
@@ -28,6 +29,9 @@ runs it against them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import logging
+import os
 import re
 import sqlite3
 import threading
@@ -43,6 +47,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util.concurrency import await_
+
+logger = logging.getLogger(__name__)
 
 # How long the loop's thread waits, blocked, for a trip to the connection's thread (`_trip`).
 SPIN_SECONDS = 0.001
@@ -67,12 +73,74 @@ class _Done:
         """Closed already (`_run`)."""
 
 
+class WriterLock:
+    """The processes' write transactions on one database file take turns here before
+    `BEGIN IMMEDIATE`: an exclusive `flock` on `<database>-writer.lock`, one open file per
+    connection, taken on the connection's thread and released when its transaction ends.
+
+    SQLite alone makes a writer of another process poll for its lock, sleeping up to 100 ms
+    between tries (its busy handler), while the process that holds it hands it straight to its
+    own next writer: under load (web, mobile and llm_service writing at once) the write
+    threads spent half their time asleep in `BEGIN IMMEDIATE` while the lock was free, creates
+    waited seconds and some ran out of busy_timeout (bench/load.py). A waiter here sleeps in
+    the kernel and wakes as the lock is released. Like a row lock on PostgreSQL, the wait has
+    no deadline: a write transaction never waits on anything but the database, and a writer
+    that dies releases its lock with its file. Writers that do not take part (a migration, a
+    backup, `sqlite3` in a shell) still meet SQLite's own lock and busy_timeout."""
+
+    __slots__ = ("fd", "held", "path", "unusable")
+
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}-writer.lock"
+        self.fd: int | None = None
+        self.held = False
+        self.unusable = False  # the file cannot be made (a full or read-only disk): SQLite's lock alone
+
+    def acquire(self) -> None:
+        if self.unusable:
+            return
+        if self.fd is None:
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                self.unusable = True
+                logger.warning("no writer lock file at %s (%s): SQLite's busy handler alone", self.path, exc)
+                return
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held and self.fd is not None:
+            self.held = False
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.release()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _run(
-    connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool
+    connection: sqlite3.Connection,
+    begin: str | None,
+    operation: str,
+    parameters: Any,
+    many: bool,
+    writer_lock: WriterLock | None = None,
 ) -> tuple[_Done, list[Any]]:
-    """`begin` if given, then one statement: its rows and what its cursor said."""
+    """`begin` if given (after `writer_lock`, for `BEGIN IMMEDIATE`), then one statement: its
+    rows and what its cursor said."""
     if begin is not None:
-        connection.execute(begin).close()
+        locking = begin == "BEGIN IMMEDIATE" and writer_lock is not None and not writer_lock.held
+        if locking:
+            writer_lock.acquire()  # type: ignore[union-attr]
+        try:
+            connection.execute(begin).close()
+        except BaseException:
+            if locking:
+                writer_lock.release()  # type: ignore[union-attr]
+            raise
     cursor = connection.cursor()
     try:
         if many:
@@ -162,7 +230,8 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
                 done, rows = _run(raw, None, operation, parameters, many)
             else:
                 # `_conn` is read on the thread: it raises there if the connection is closed.
-                done, rows = await _trip(driver, lambda: _run(driver._conn, begin, operation, parameters, many))
+                lock = connection.writer_lock
+                done, rows = await _trip(driver, lambda: _run(driver._conn, begin, operation, parameters, many, lock))
                 connection.holds_write_lock = connection.holds_write_lock or begin == "BEGIN IMMEDIATE"
         self._cursor = done  # type: ignore[assignment]
         self._rows = deque(rows)
@@ -175,13 +244,14 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     """SQLAlchemy's adapted aiosqlite connection with `OneHopCursor` and a deferred BEGIN."""
 
-    __slots__ = ("holds_write_lock", "pending_begin")
+    __slots__ = ("holds_write_lock", "pending_begin", "writer_lock")
     _cursor_cls = OneHopCursor
 
-    def __init__(self, dbapi: Any, connection: Any) -> None:  # an `aiosqlite.Connection`
-        super().__init__(dbapi, connection)
+    def __init__(self, dbapi: Any, connection: Any, writer_lock: WriterLock | None = None) -> None:
+        super().__init__(dbapi, connection)  # an `aiosqlite.Connection`
         self.pending_begin: str | None = None
         self.holds_write_lock = False  # `BEGIN IMMEDIATE` succeeded, no COMMIT/ROLLBACK since
+        self.writer_lock = writer_lock  # on a database file
 
     @property
     def driver(self) -> aiosqlite.Connection:
@@ -196,10 +266,34 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     def rollback(self) -> None:
         if not self._nothing_open():
             self._end("rollback")
+        self._release_writer_lock()
 
     def commit(self) -> None:
         if not self._nothing_open():
             self._end("commit")
+        self._release_writer_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.writer_lock is not None:
+                self.writer_lock.close()
+
+    def terminate(self) -> None:
+        """An invalidated connection (e.g. its request was cancelled mid-transaction): SQLite
+        rolls its transaction back as it closes; its turn at the lock file ends too."""
+        try:
+            super().terminate()
+        finally:
+            if self.writer_lock is not None:
+                self.writer_lock.close()
+
+    def _release_writer_lock(self) -> None:
+        """Once the transaction is over (a failed COMMIT leaves it open, for the rollback)."""
+        lock = self.writer_lock
+        if lock is not None and lock.held and (self.driver._connection is None or not self.driver.in_transaction):
+            lock.release()
 
     def _nothing_open(self) -> bool:
         """No transaction is open: it never began, or it is over (a committed connection that
@@ -212,8 +306,18 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     def _end(self, how: str) -> None:
         """COMMIT or ROLLBACK, on the connection's thread (it may checkpoint the WAL)."""
         driver = self.driver
+        lock = self.writer_lock
+
+        def end() -> None:
+            connection = driver._conn
+            try:
+                getattr(connection, how)()
+            finally:  # on the same trip: the next writer's turn starts now
+                if lock is not None and lock.held and not connection.in_transaction:
+                    lock.release()
+
         try:
-            await_(_trip(driver, lambda: getattr(driver._conn, how)()))
+            await_(_trip(driver, end))
         except Exception as error:  # noqa: BLE001 - translated, as SQLAlchemy's adapter does
             self._handle_exception(error)
 
@@ -226,9 +330,11 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         The sqlite3 connection may be used from the loop's thread too (`_runs_inline`): never
         at the same time as from its own, since both go through the adapter's mutex."""
         kw["check_same_thread"] = False
+        database = str(arg[0] if arg else kw.get("database", ""))
+        on_file = database not in ("", ":memory:") and not kw.get("uri") and not database.startswith("file:")
         connection = self.aiosqlite.connect(*arg, **kw)
         connection._thread.daemon = True  # as SQLAlchemy does: a forgotten connection ends with the process
-        return OneHopConnection(self, await_(connection))
+        return OneHopConnection(self, await_(connection), WriterLock(database) if on_file else None)
 
 
 def one_hop_dbapi() -> OneHopDBAPI:

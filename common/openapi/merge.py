@@ -37,7 +37,8 @@ FORWARDED: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
 }
 # What a relay itself may answer, on top of the owner's answers.
 RELAY_ERRORS = {
-    "502": "The owning service could not be reached (`upstream_error`)",
+    "502": "The owning service broke off its answer (`upstream_error`)",
+    "503": "The owning service is not running right now (`service_unavailable`, with `Retry-After`)",
     "504": "The owning service did not answer in time (`upstream_timeout`)",
 }
 

@@ -11,13 +11,15 @@ its operation, then adds what the shared machinery answers on its behalf:
 - `Retry-After` on every 429, `ETag` on answers that carry a record (and 304 where the
   operation takes `If-None-Match`);
 - the bearer (JWT access token) and API token (`jilu_pat_…`) security schemes per operation;
-- an example on every JSON or form request body.
+- an example on every JSON or form request body;
+- no `null` in a parameter's schema (a parameter is sent with a value, or not at all).
 
 Responses a route declares itself are kept; only their missing headers are added.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -84,6 +86,23 @@ ERROR_DETAIL: Schema = {
     "anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": REF + "FieldProblem"}}],
     "title": "Detail",
     "description": "a message for a person, or (validation errors) the list of field problems",
+}
+
+# `text/event-stream`: its schema describes each event of the stream, as an SSE parser hands
+# it over (OpenAPI 3.2's `itemSchema`, which tools read `schema` as before 3.2); `data` is
+# JSON text, what it holds is named per operation in the description.
+EVENT_STREAM = "text/event-stream"
+SSE_EVENT: Schema = {
+    "title": "ServerSentEvent",
+    "type": "object",
+    "description": "One event of the stream; `: ping` comments between events carry none.",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "description": "the event's name (`message` when unnamed)"},
+        "data": {"type": "string", "description": "its data: JSON text"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
 }
 
 RETRY_AFTER = {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
@@ -180,6 +199,7 @@ def describe_operation(operation: Schema, facts: RouteFacts, has_path_params: bo
     responses: Schema = operation.setdefault("responses", {})
     has_body = "requestBody" in operation
     _one_body_type(operation)
+    _no_null_parameters(operation)
     if facts.authenticated:
         _header(_error(responses, "401", DESCRIPTIONS["401"]), "WWW-Authenticate", HEADERS["WWW-Authenticate"])
         _error(responses, "403", DESCRIPTIONS["403-admin" if facts.admin else "403"])
@@ -228,6 +248,28 @@ def _success_headers(operation: Schema, responses: Schema) -> None:
         conflict["content"] = {"application/json": {"schema": {"$ref": REF + "VersionConflictBody"}}}
 
 
+NULL = {"type": "null"}
+
+
+def _no_null_parameters(operation: Schema) -> None:
+    """A parameter is sent with a value or not at all, never as `null`: FastAPI documents an
+    optional `X | None = None` as `anyOf: [X, null]`, which no request can send and which
+    makes a fuzzer take the text `1.5` for a wrong type of `tag` (tests/fuzz). Keep `X`."""
+    for parameter in operation.get("parameters", []):
+        schema: Schema = parameter.get("schema", {})
+        branches = schema.get("anyOf")
+        if not branches or NULL not in branches:
+            continue
+        kept = [branch for branch in branches if branch != NULL]
+        del schema["anyOf"]
+        if len(kept) == 1:
+            schema.update({key: value for key, value in kept[0].items() if key not in schema})
+        else:
+            schema["anyOf"] = kept
+        if "default" in schema and schema["default"] is None:
+            del schema["default"]
+
+
 # When a body may come in several encodings, the document lists one (the first here) and names
 # the others in words: openapi-python-client 0.29 generates code that cannot be imported for
 # an operation with several request content types (its issue #1451).
@@ -248,10 +290,13 @@ def _one_body_type(operation: Schema) -> None:
 
 
 def _typed_content(responses: Schema) -> None:
-    """A schema for every non-JSON answer, so a generated client types it (bytes or text)."""
+    """A schema for every non-JSON answer, so a generated client types it (bytes or text),
+    and for an event stream the schema of each of its events."""
     for response in responses.values():
         for media_type, entry in response.get("content", {}).items():
-            if "schema" not in entry and not media_type.endswith("json"):
+            if media_type == EVENT_STREAM and "schema" not in entry:
+                entry["schema"] = copy.deepcopy(SSE_EVENT)
+            elif "schema" not in entry and not media_type.endswith("json"):
                 text = media_type.startswith("text/")
                 entry["schema"] = {"type": "string"} if text else {"type": "string", "format": "binary"}
 

@@ -18,7 +18,7 @@ so it holds only unfinished work) or a stream others write and read too (the rec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,11 +107,16 @@ class DurableQueue:
         count alone."""
         await self.redis.xclaim(self.stream, self.group, consumer, 0, [job.entry_id], justid=True)
 
-    async def reclaim(self, consumer: str, backoff_ms: Callable[[int], int], limit: int = 20) -> list[Job]:
-        """Take over pending entries idle longer than the back-off for their delivery count."""
+    async def reclaim(
+        self, consumer: str, backoff_ms: Callable[[int], int], limit: int = 20, skip: Container[str] = ()
+    ) -> list[Job]:
+        """Take over pending entries idle longer than the back-off for their delivery count,
+        but those in `skip` (finished by this process, their acknowledgement on its way)."""
         pending = await self.redis.xpending_range(self.stream, self.group, min="-", max="+", count=limit)
         jobs = []
         for entry in pending:
+            if entry["message_id"] in skip:
+                continue
             min_idle = backoff_ms(int(entry["times_delivered"]))
             if int(entry["time_since_delivered"]) < min_idle:
                 continue

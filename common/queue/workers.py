@@ -19,10 +19,14 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from enum import Enum
 
+from redis.exceptions import RedisError
+
+from common.metrics import job_attempt
 from common.queue.stream import DurableQueue, Job
 
 logger = logging.getLogger("jilu.queue")
@@ -34,6 +38,9 @@ HEARTBEATS_PER_ORPHAN_WINDOW = 5
 READ_BLOCK_MS = 1_000
 RECLAIM_EVERY_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 5.0
+# A finished job whose acknowledgement Redis refused (it is away) is acknowledged again after
+# these pauses, doubling up to the last, until Redis takes it.
+ACK_RETRY_FIRST_SECONDS, ACK_RETRY_MAX_SECONDS = 0.1, 0.5
 # The reason given to `give_up` when a handler raised something other than `Failed`.
 INTERNAL_ERROR = "internal_error"
 
@@ -85,6 +92,8 @@ class Workers:
         self.heartbeat_seconds = orphaned_after_ms / 1000 / HEARTBEATS_PER_ORPHAN_WINDOW
         self.name = f"{consumer_prefix()}-{queue.group}"
         self._tasks: list[asyncio.Task[None]] = []
+        # Entries finished here whose acknowledgement waits for Redis: never reclaimed here.
+        self._acknowledging: set[str] = set()
 
     def backoff_ms(self, deliveries: int) -> int:
         """Idle time after which a job delivered `deliveries` times is taken up again: the
@@ -128,7 +137,7 @@ class Workers:
     async def _reclaim_loop(self, consumer: str) -> None:
         while True:
             try:
-                for job in await self.queue.reclaim(consumer, self.backoff_ms):
+                for job in await self.queue.reclaim(consumer, self.backoff_ms, skip=self._acknowledging):
                     await self.run(consumer, job)
             except asyncio.CancelledError:
                 raise
@@ -137,17 +146,19 @@ class Workers:
             await asyncio.sleep(RECLAIM_EVERY_SECONDS)
 
     async def run(self, consumer: str, job: Job) -> None:
-        """Do one job as `consumer`: acknowledge it when finished, leave it pending to be
-        retried. An error of Redis itself propagates (the job stays pending)."""
+        """Do one job as `consumer`: acknowledge it when finished (retried while Redis is
+        away), leave it pending to be retried. An error of Redis in counting a failed attempt
+        propagates (the job stays pending)."""
         heartbeat = asyncio.create_task(self._heartbeat(consumer, job))
+        started = time.perf_counter()
         try:
             outcome = await self.handle(job)
         except Failed as exc:
-            await self._failed(job, exc.reason)
+            await self._failed(job, exc.reason, time.perf_counter() - started)
             return
         except Exception:
             logger.exception("%s job %s failed", self.queue.group, job.entry_id)
-            await self._failed(job, INTERNAL_ERROR)
+            await self._failed(job, INTERNAL_ERROR, time.perf_counter() - started)
             return
         finally:
             heartbeat.cancel()
@@ -155,11 +166,38 @@ class Workers:
             # must go on propagating, only the heartbeat's own cancellation is expected.
             await asyncio.gather(heartbeat, return_exceptions=True)
         if outcome is Outcome.DONE:
-            await self.queue.ack(job)
+            await self._acknowledge(job)
+        job_attempt(self.queue.group, outcome.value, time.perf_counter() - started)
 
-    async def _failed(self, job: Job, reason: str) -> None:
+    async def _acknowledge(self, job: Job) -> None:
+        """Acknowledge a finished job, retrying while Redis is away: were it left pending, it
+        would be reclaimed once Redis is back and done a second time (a second provider call,
+        paid for). Meanwhile this process's reclaimer leaves it alone. Cut short only by the
+        service stopping (then it is done again after the restart: at least once)."""
+        delay = ACK_RETRY_FIRST_SECONDS
+        self._acknowledging.add(job.entry_id)
+        try:
+            while True:
+                try:
+                    await self.queue.ack(job)
+                    return
+                except (RedisError, OSError) as exc:  # Redis away: the job is done, its ack waits
+                    if delay == ACK_RETRY_FIRST_SECONDS:
+                        logger.warning(
+                            "%s job %s is done but cannot be acknowledged (%s); retrying until Redis answers",
+                            self.queue.group,
+                            job.entry_id,
+                            type(exc).__name__,
+                        )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, ACK_RETRY_MAX_SECONDS)
+        finally:
+            self._acknowledging.discard(job.entry_id)
+
+    async def _failed(self, job: Job, reason: str, seconds: float) -> None:
         attempts = await self.queue.count_failure(job)
         if attempts < self.max_attempts:
+            job_attempt(self.queue.group, "failed", seconds)
             logger.warning(
                 "%s job %s failed (%s), attempt %d of %d; will retry",
                 self.queue.group,
@@ -172,6 +210,7 @@ class Workers:
         if self.give_up is not None:
             await self.give_up(job, reason)
         await self.queue.ack(job)
+        job_attempt(self.queue.group, "given_up", seconds)
 
     async def _heartbeat(self, consumer: str, job: Job) -> None:
         while True:

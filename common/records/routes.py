@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from common.deps import CurrentUser, RedisDep, SessionDep
 from common.errors import (
@@ -34,6 +34,7 @@ from common.records.schemas import (
 )
 from common.records.tags import normalise_tag
 from common.records.views import record_page_json, record_public, trashed_record
+from common.wire_types import IsoAwareDatetime
 
 router = APIRouter(prefix="/api/v1", tags=["records"], responses=error_responses(Unauthorized, ServiceUnavailable))
 
@@ -51,8 +52,8 @@ async def filters_from_query(
         list[Annotated[str, Field(max_length=64)]] | None,
         Query(max_length=MAX_FILTER_TAGS, description="repeat for records with all of several tags"),
     ] = None,
-    occurred_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    occurred_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    occurred_from: Annotated[IsoAwareDatetime | None, Query(alias="from")] = None,
+    occurred_to: Annotated[IsoAwareDatetime | None, Query(alias="to")] = None,
 ) -> search.SearchFilters:
     """`kind=note&kind=diary`: records of any of these kinds; `tag=a&tag=b`: records with
     every one of these tags; `from` (inclusive) and `to` (exclusive) bound `occurred_at`."""
@@ -163,7 +164,9 @@ async def update_record(
 
 
 @router.delete(
-    "/records/{record_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(NotFound, VersionConflict)
+    "/records/{record_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(NotFound, VersionConflict, PreconditionRequired),
 )
 async def delete_record(
     record_id: str,
@@ -173,7 +176,8 @@ async def delete_record(
     links: AttachmentLinksDep,
     if_match: IfMatch = None,
 ) -> Response:
-    """Delete a record (it stays in the sync feed as a tombstone). `If-Match` is optional."""
+    """Delete a record (it stays in the sync feed as a tombstone). `If-Match` is optional; one
+    that names no version (`"3"`) is 428, like an edit's."""
     await service.soft_delete(
         session, redis, user.id, record_id, links=links, if_match=service.parse_if_match(if_match)
     )

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 from common.records.storable import unstorable
 from common.records.tags import MAX_TAGS, normalise_tags
+from common.wire_types import IsoAwareDatetime, StrictFlag
 
 Kind = Literal["note", "diary", "todo", "photo", "screenshot", "voice", "link"]
 # Why a pushed item was not applied: `conflict` results say `version_conflict` or `deleted`;
@@ -53,8 +54,8 @@ class RecordBase(_Storable):
     title: Title | None = None
     content: Content = ""
     tags: TagList = []
-    occurred_at: AwareDatetime | None = None
-    ai_opt_out: bool = False
+    occurred_at: IsoAwareDatetime | None = None
+    ai_opt_out: StrictFlag = False
 
 
 # Record fields only the server writes: sent in a body, they are refused as read-only
@@ -102,8 +103,8 @@ class RecordUpdate(_Storable):
     title: Title | None = None
     content: Content | None = None
     tags: TagList | None = None
-    occurred_at: AwareDatetime | None = None
-    ai_opt_out: bool | None = None
+    occurred_at: IsoAwareDatetime | None = None
+    ai_opt_out: StrictFlag | None = None
 
 
 class ExtractionInfo(BaseModel):

@@ -19,6 +19,7 @@ FTS5 cut too, so the order is total and consecutive pages neither repeat nor ski
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 import json
@@ -87,7 +88,18 @@ _MAP_SEARCH_ROWID = text("INSERT INTO record_search_rowids (record_id, fts_rowid
 
 
 # jieba loads its dictionary (about a second, some 60 MB) on first use, not at start-up, so
-# an idle service stays small; the first record written or searched pays the second once.
+# an idle service stays small; the first record written or searched pays the second once, on
+# a worker thread (`segmenter_ready`).
+
+
+async def segmenter_ready() -> None:
+    """jieba's dictionary, loaded on a worker thread the first time. On the event loop that
+    second of CPU (several on a busy machine) stalled every request, stream and queue worker
+    of the process: under `bench/load.py` llm_service's first chat question held its loop
+    long enough for its Redis reads to time out. jieba's own lock makes concurrent first
+    callers wait for the one load."""
+    if not jieba.dt.initialized:
+        await asyncio.to_thread(jieba.initialize)
 
 
 def _bigrams(run: str) -> list[str]:
@@ -194,6 +206,8 @@ async def index_record(
         await unindex_record(session, record.id)
     if record.is_deleted:
         return
+    if prepared is None:
+        await segmenter_ready()
     text_ = prepared or index_text(record.title, record.content, record.tags)
     body = text_.body
     if not fresh:  # what was read out of its attachments and its link, segmented already
@@ -315,6 +329,7 @@ async def search(
     Records with every word of the query; with `match_any`, records with any of them, those
     with the most of the words first and then by score. One statement either way. Equal
     scores are ordered by id (newest first), so `offset` pages through one fixed order."""
+    await segmenter_ready()
     terms = parse_query(query)
     hits = await ranked_records(
         session, owner_id, terms, limit=limit, offset=offset, filters=filters, match_any=match_any

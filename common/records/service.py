@@ -46,6 +46,7 @@ async def create(
     """Create a record; with a client-made id already used by this user, return that one
     (idempotent retry). Returns the record and whether it was created now."""
     # Segmenting is CPU work: done before the first statement takes SQLite's write lock.
+    await search.segmenter_ready()
     prepared = search.index_text(data.title, data.content, data.tags)
     if data.id is not None:
         existing = await _existing_for_retry(session, owner_id, data.id)

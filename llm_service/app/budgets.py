@@ -12,6 +12,7 @@ before asking.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.errors import RateLimited, ServiceUnavailable
+from common.metrics import budget_refused
 from llm_service.app.config import LlmSettings
+
+logger = logging.getLogger("jilu.budgets")
 
 KEY_TTL_SECONDS = 2 * 24 * 3600
 Budget = Literal["requests", "tokens"]
@@ -112,18 +116,30 @@ class BudgetGuard:
         now = self._now()
         requests, tokens = await self.used(user_id)
         if self.daily_requests and requests >= self.daily_requests:
+            budget_refused("requests")
             raise BudgetExceeded("requests", self.daily_requests, next_reset(now), now)
         if self.daily_tokens and tokens >= self.daily_tokens:
+            budget_refused("tokens")
             raise BudgetExceeded("tokens", self.daily_tokens, next_reset(now), now)
 
     async def record(self, user_id: str, usage_total_tokens: int) -> None:
-        """Count one remote call and its tokens against today's budgets."""
+        """Count one remote call and its tokens against today's budgets. Best effort: with
+        Redis away the call goes uncounted (logged), and the answer it paid for is still
+        used: failing here would throw it away and make the caller ask, and pay, again."""
         day = self._now()
         requests_key = budget_key(user_id, day, "requests")
         tokens_key = budget_key(user_id, day, "tokens")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(requests_key)
-            pipe.incrby(tokens_key, max(0, int(usage_total_tokens)))
-            pipe.expire(requests_key, KEY_TTL_SECONDS)
-            pipe.expire(tokens_key, KEY_TTL_SECONDS)
-            await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(requests_key)
+                pipe.incrby(tokens_key, max(0, int(usage_total_tokens)))
+                pipe.expire(requests_key, KEY_TTL_SECONDS)
+                pipe.expire(tokens_key, KEY_TTL_SECONDS)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            logger.warning(
+                "could not count %s tokens against the budget of %s: %s",
+                usage_total_tokens,
+                user_id,
+                type(exc).__name__,
+            )

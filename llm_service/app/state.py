@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from common.queue import DurableQueue
 from common.state import ServiceState
 from llm_service.app.analysis.worker import AnalysisWorkers
 from llm_service.app.budgets import BudgetGuard
@@ -27,3 +29,7 @@ class LlmState(ServiceState):
     analysis: AnalysisWorkers
     extraction: ExtractionWorkers
     scheduler: Scheduler
+
+    def metric_queues(self) -> Sequence[DurableQueue]:
+        """The analysis and extraction queues its workers drain."""
+        return (self.analysis.workers.queue, self.extraction.workers.queue)

@@ -10,8 +10,10 @@ speaking the real wire format, the only fake in Jilu's tests.
 Each request to `/v1/chat/completions` takes the next scripted `Reply` (or `default_reply`
 when none is left); `/v1/embeddings` and `/v1/audio/transcriptions` have scripts of their own.
 `stream: true` is answered with SSE chunks (`data: {...}`, a finish chunk, a usage chunk when
-`stream_options.include_usage`, `data: [DONE]`). A transcription takes a multipart form
-(`file`, `model`, `language`, `response_format`…) and answers `{"text": ..., "usage": ...}`.
+`stream_options.include_usage`, `data: [DONE]`); a stream can also hang (`first_token_delay`,
+`hang_after`), break off, or be raw bytes (`raw_events`: malformed SSE, truncated JSON).
+A transcription takes a multipart form (`file`, `model`, `language`, `response_format`…) and
+answers `{"text": ..., "usage": ...}`.
 Every request received is recorded (for a form: its fields and the uploaded file's name, type,
 size and hash), so a test can assert what a provider saw.
 Error bodies contain `UPSTREAM_MARKER`: it must never show up in Jilu's messages or logs.
@@ -42,6 +44,9 @@ UPSTREAM_MARKER = "FAKE-UPSTREAM-BODY-7f3a"
 FAKE_MODEL = "fake-model"
 # The key the package's shared fake provider accepts (`shared_fake`, llm_service/tests/conftest.py).
 FAKE_API_KEY = "sk-test-0123456789abcdef-SECRET"
+# How long a hanging stream stays silent: far past any timeout a test sets, and ended early
+# when the client goes away or the test is over.
+HANG_SECONDS = 120.0
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Reply:
     finish_reason: str | None = "stop"
     error_after: int | None = None  # stream: an error chunk after this many text chunks
     drop_after: int | None = None  # stream: break the connection after this many text chunks
+    hang_after: int | None = None  # stream: go silent after this many text chunks, until the client leaves
+    raw_events: list[bytes] | None = None  # stream: these bytes as they are (`chunk_delay` apart), nothing else
     send_done: bool = True  # stream: send `data: [DONE]`
     after_done: bytes = b""  # stream: more of the body after `[DONE]`, sent `after_done_delay` later
     after_done_delay: float = 0.0
@@ -337,7 +344,7 @@ class FakeProvider:
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
 
-    async def _stream(self, reply: Reply, payload: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def _stream(self, reply: Reply, payload: dict[str, Any], request: Request) -> AsyncIterator[bytes]:
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time())}
         base["model"] = payload.get("model", FAKE_MODEL)
         options = payload.get("stream_options")
@@ -346,9 +353,19 @@ class FakeProvider:
         completed = False
         generation = self._generation
         try:
+            if reply.raw_events is not None:  # malformed SSE, truncated JSON: exactly what was scripted
+                for number, raw in enumerate(reply.raw_events):
+                    if number and reply.chunk_delay:
+                        await self._sleep(reply.chunk_delay)
+                    yield raw
+                if reply.hang_after is not None:  # then silent, until the client leaves: cut short
+                    await self._sleep(HANG_SECONDS, request)
+                    return
+                completed = True
+                return
             first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
             yield _sse({**base, "choices": [first]})
-            await self._sleep(reply.first_token_delay)
+            await self._sleep(reply.first_token_delay, request)
             for number, piece in enumerate(pieces):
                 if number == reply.error_after:
                     yield _sse({"error": {"message": f"overloaded {UPSTREAM_MARKER}", "type": "server_error"}})
@@ -356,6 +373,9 @@ class FakeProvider:
                     return
                 if number == reply.drop_after:
                     raise ConnectionAbortedError("the fake provider drops the connection")
+                if number == reply.hang_after:
+                    await self._sleep(HANG_SECONDS, request)  # ended early by the client leaving
+                    return
                 if number and reply.chunk_delay:
                     await self._sleep(reply.chunk_delay)
                 yield _sse({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
@@ -403,7 +423,7 @@ class FakeProvider:
                 return JSONResponse({"error": {"message": "not JSON"}}, status_code=400)
             if payload.get("stream") is True:
                 return StreamingResponse(
-                    self._stream(reply, payload), media_type="text/event-stream", headers=reply.headers
+                    self._stream(reply, payload, request), media_type="text/event-stream", headers=reply.headers
                 )
             return JSONResponse(self._completion(reply, payload), headers=reply.headers)
 

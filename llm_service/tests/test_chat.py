@@ -145,6 +145,7 @@ async def test_bad_input_is_a_clear_4xx(stack) -> None:
             ("POST", base, {"title": "x", "colour": "red"}, 422),
             ("POST", base, {"title": "x" * 201}, 422),
             ("POST", base, {"ephemeral": "perhaps"}, 422),
+            ("POST", base, {"ephemeral": 0}, 422),  # lax booleans (found by tests/fuzz)
             ("PATCH", f"{base}/{conversation}", {"title": "   "}, 422),
             ("PATCH", f"{base}/{conversation}", {}, 422),
             ("POST", messages, {"content": ""}, 422),
@@ -152,6 +153,8 @@ async def test_bad_input_is_a_clear_4xx(stack) -> None:
             ("POST", messages, {"content": "问" * 4001}, 422),
             ("POST", messages, {"content": "hi", "temperature": 2}, 422),
             ("POST", messages, {"content": "hi", "stream": [1]}, 422),
+            ("POST", messages, {"content": "hi", "stream": 1}, 422),
+            ("POST", messages, {"content": "hi", "stream": "true"}, 422),
             ("POST", messages, {"content": 42}, 422),
         ]
         for method, url, body, status in cases:

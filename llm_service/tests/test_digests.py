@@ -218,6 +218,8 @@ async def test_the_list_is_paginated_latest_period_first_and_filtered_by_period(
         {"period": "week", "date": "9999-12-31"},
         {"period": "day", "extra": 1},
         {"period": None},
+        {"period": "week", "date": 0},  # read as 1970-01-01 by Pydantic's lax date (found by tests/fuzz)
+        {"period": "day", "date": "1773446400"},
     ],
 )
 async def test_bad_generate_requests_get_a_422_and_store_nothing(stack, body) -> None:
@@ -239,7 +241,17 @@ async def test_a_period_that_has_not_begun_is_a_422_naming_the_date(stack) -> No
     assert await stored_digests(stack) == []
 
 
-@pytest.mark.parametrize("body", [{"is_read": None}, {"is_pinned": "perhaps"}, {"content": "mine"}, {"period": "week"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"is_read": None},
+        {"is_pinned": "perhaps"},
+        {"content": "mine"},
+        {"period": "week"},
+        {"is_read": 0},  # lax booleans (found by tests/fuzz)
+        {"is_pinned": "true"},
+    ],
+)
 async def test_bad_flag_changes_get_a_422_and_change_nothing(stack, body) -> None:
     digest = await generate(stack, period="day", date="2026-03-10")
 

@@ -164,6 +164,8 @@ async def test_expired_short_term_memories_are_hidden_and_stating_them_again_rev
         {"content": "fine", "importance": -0.1},
         {"content": "fine", "importance": "high"},
         {"content": "fine", "long_term": "maybe"},
+        {"content": "fine", "long_term": 0},  # lax booleans (found by tests/fuzz)
+        {"content": "fine", "long_term": "true"},
         {"content": "fine", "source": "record"},
         {"content": "fine", "expires_at": "2030-01-01T00:00:00Z"},
         {"content": ["a list"]},
@@ -183,6 +185,7 @@ async def test_bad_new_memories_get_a_422_and_nothing_is_stored(stack, body) -> 
         {"content": None},
         {"importance": None},
         {"long_term": None},
+        {"long_term": 1},
         {"content": ""},
         {"importance": 2},
         {"source": "user"},

@@ -53,7 +53,7 @@ class CountedStream:
 
 @pytest.fixture
 def mobile(build_app: Callable[..., FastAPI]) -> FastAPI:
-    # user_service is unreachable: a request that got forwarded would be a 502.
+    # user_service is unreachable: a request that got forwarded would be a 503.
     return build_app("mobile", user_url=f"http://127.0.0.1:{free_port()}", llm_url=f"http://127.0.0.1:{free_port()}")
 
 
@@ -105,7 +105,7 @@ async def test_the_cap_is_a_setting(build_app: Callable[..., FastAPI]) -> None:
 
 
 async def test_2mb_json_to_a_forwarded_path_is_413_on_the_forwarding_port(mobile: FastAPI) -> None:
-    # Were it forwarded, the unreachable owner would make it a 502.
+    # Were it forwarded, the owner, not running, would make it a 503.
     async with app_client(mobile) as client:
         response = await client.post(
             "/api/v1/auth/register", content=big_json(2 * MB), headers={"content-type": "application/json"}

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
+import json
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -109,6 +112,28 @@ async def test_the_path_is_relayed_as_the_client_encoded_it(upstream: FastAPI) -
     assert (plain["path"], plain["query"]) == ("/probe/echo", [["page", "2"]])
 
 
+@pytest.mark.parametrize("path", ["/probe/x/../echo", "/probe/./echo", "/probe/x/%2e%2e/echo", "/probe/%2E/echo"])
+async def test_a_path_with_dot_segments_is_404_and_never_relayed(upstream: FastAPI, path: str) -> None:
+    # httpx resolves dot segments: relayed, `/api/v1/chat/../../metrics` would reach a path
+    # of the owner's that is never relayed (its /metrics, its internal routes). Here the
+    # resolved path, /probe/echo, exists: relaying it would answer 200. Sent over a real
+    # socket, since an httpx client would resolve the dots before sending.
+    async with serve_app(upstream) as url:
+        status, body = await asyncio.to_thread(_raw_get, url, path)
+    assert status == 404, body
+    assert json.loads(body)["error"] == "not_found"
+
+
+def _raw_get(url: str, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=DEADLOCK_GUARD)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
 async def test_forward_to_another_path_keeps_query_and_body(upstream: FastAPI) -> None:
     async with app_client(upstream) as client:
         seen = (await client.post("/test/explicit", params={"page": "2"}, content=b"hello")).json()
@@ -133,11 +158,15 @@ async def test_streamed_response_is_relayed_chunk_by_chunk(upstream: FastAPI, do
 
 
 @pytest.mark.parametrize("path", ["/probe/echo", "/test/via-client", "/test/explicit"])
-async def test_unreachable_service_is_502(make_settings: Callable[..., Any], path: str) -> None:
+async def test_a_service_that_is_not_running_is_503_with_retry_after(
+    make_settings: Callable[..., Any], path: str
+) -> None:
     app = upstream_app(make_settings, f"http://127.0.0.1:{free_port()}")
     async with app_client(app) as client:
-        detail = assert_error(await client.get(path), 502, "upstream_error")
-    assert detail == "user_service is unreachable"
+        response = await client.get(path)
+    detail = assert_error(response, 503, "service_unavailable")
+    assert detail == "user_service is unavailable; try again shortly"
+    assert int(response.headers["retry-after"]) >= 1
 
 
 @pytest.mark.parametrize("path", ["/probe/slow", "/test/via-client?path=/probe/slow"])

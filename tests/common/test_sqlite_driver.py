@@ -5,7 +5,9 @@ makes as few trips to the connection's thread as it can."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,61 @@ async def test_only_a_sqlite_file_gets_a_write_engine_of_its_own(tmp_path: Path)
     finally:
         for engine in (memory, file, writer):
             await engine.dispose()
+
+
+def blocked_on(lock_file: Path) -> int:
+    """How many `flock` waiters are blocked on `lock_file` (`/proc/locks` marks them `->`)."""
+    inode = lock_file.stat().st_ino
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines() if "->" in line and f":{inode} " in line)
+
+
+async def wait_for_waiter(lock_file: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (lock_file.exists() and blocked_on(lock_file)):
+        assert time.monotonic() < deadline, "no writer waited at the lock file"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a blocked writer")
+async def test_writers_of_two_engines_take_turns_at_the_lock_file(
+    database: Path, monkeypatch: pytest.MonkeyPatch, engines: tuple[AsyncEngine, AsyncEngine]
+) -> None:
+    """A second write engine on the file (as another process has) waits at the lock file for
+    the first one's transaction, however short SQLite's busy_timeout, instead of polling for
+    SQLite's lock and giving up: it writes as soon as the first commits, and a rollback or
+    an invalidated connection gives the turn back too."""
+    _, writer = engines
+    await writer.dispose()  # new connections, with a busy_timeout the wait would run out of
+    pragmas = tuple(p if "busy_timeout" not in p else "PRAGMA busy_timeout=50" for p in engine_module.SQLITE_PRAGMAS)
+    monkeypatch.setattr(engine_module, "SQLITE_PRAGMAS", pragmas)
+    other = create_write_engine(create_engine(f"sqlite+aiosqlite:///{database}"))
+    lock_file = Path(f"{database}-writer.lock")
+    first, second = create_sessionmaker(writer, write=True), create_sessionmaker(other, write=True)
+
+    async def insert(sessions: async_sessionmaker[AsyncSession], title: str) -> None:
+        async with transaction(sessions) as session:
+            await session.execute(text("INSERT INTO notes (title) VALUES (:t)"), {"t": title})
+
+    try:
+        async with transaction(first) as session:
+            await session.execute(text("INSERT INTO notes (title) VALUES ('first')"))
+            waiting = asyncio.create_task(insert(second, "second"))
+            await wait_for_waiter(lock_file)
+            assert not waiting.done()
+        await waiting
+
+        with pytest.raises(IntegrityError):  # a rollback ends the turn
+            await insert(first, "first")
+        await insert(second, "after a rollback")
+
+        async with first() as session:  # an invalidated connection (a cancelled request) ends it
+            await session.execute(text("INSERT INTO notes (title) VALUES ('never')"))
+            waiting = asyncio.create_task(insert(second, "after an invalidation"))
+            await wait_for_waiter(lock_file)
+            await (await session.connection()).invalidate()
+        await waiting
+        async with first() as session:
+            titles = (await session.execute(text("SELECT title FROM notes ORDER BY id"))).scalars().all()
+        assert titles == ["first", "second", "after a rollback", "after an invalidation"]
+    finally:
+        await other.dispose()

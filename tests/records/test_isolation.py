@@ -57,7 +57,7 @@ FORWARDED_PREFIXES = (
     "/api/v1/digests",
     "/api/v1/llm",
 )
-SERVICE_PATHS = ("/health", "/docs", "/openapi.json")  # and what lies under them
+SERVICE_PATHS = ("/health", "/docs", "/openapi.json", "/metrics")  # and what lies under them
 
 # Path parameter → which of the first user's objects fill it (see `World.targets`).
 PATH_PARAMETERS = {"record_id": "record", "attachment_id": "attachment", "slug": "slug"}
@@ -89,7 +89,7 @@ TESTED_ELSEWHERE = {
     ("DELETE", "/api/v1/auth/session"): "web_service/tests/test_sessions.py",
 }
 # Single routes the ports relay as they are to the service that owns them (which checks the
-# token and the owner, and tests that itself). Not running here, so the ports answer 502: what
+# token and the owner, and tests that itself). Not running here, so the ports answer 503: what
 # this file shows is that they do not act on such a route themselves.
 RELAYED_ROUTES = {("POST", f"{RECORDS}/{{record_id}}/analyze"): "llm_service"}
 
@@ -405,8 +405,8 @@ async def call(
 
 
 # What the second user may get from a route naming the first user's id. `relayed` routes reach
-# the service that owns them: 404 from it, or 502 when it is not running (as here).
-STRANGER_ANSWERS = {"owned": {(404, "not_found")}, "relayed": {(404, "not_found"), (502, "upstream_error")}}
+# the service that owns them: 404 from it, or 503 when it is not running (as here).
+STRANGER_ANSWERS = {"owned": {(404, "not_found")}, "relayed": {(404, "not_found"), (503, "service_unavailable")}}
 
 
 async def test_a_second_user_gets_404_on_every_route_that_takes_the_first_users_id(

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.records.conftest import RECORDS, Account, RecordsStack
-from tests.support import assert_error
+from tests.support import assert_error, assert_problems
 
 RECORD_KEYS = {
     "id",
@@ -174,6 +174,11 @@ INVALID_CREATES: list[tuple[str, dict[str, Any]]] = [
     ("title too long", {"content": "x", "title": "t" * 201}),
     ("extra field", {"content": "x", "colour": "blue"}),
     ("version", {"content": "x", "version": 5}),
+    # What Pydantic's lax mode took and the document does not allow (found by tests/fuzz):
+    ("ai_opt_out as a number", {"content": "x", "ai_opt_out": 0}),
+    ("ai_opt_out as text", {"content": "x", "ai_opt_out": "true"}),
+    ("occurred_at as seconds", {"content": "x", "occurred_at": 1_700_000_000}),
+    ("occurred_at as seconds in text", {"content": "x", "occurred_at": "0.5"}),
     *((name, {"content": "x", name: value}) for name, value in SERVER_FIELDS.items()),
 ]
 
@@ -226,6 +231,18 @@ async def test_invalid_edits_are_refused_and_change_nothing(
     assert len(await records_stack.events()) == 1  # the create only
 
 
+async def test_list_dates_are_iso_text_not_seconds(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    # `?to=0.5` was read as half a second after 1970 (Pydantic's lax datetime; tests/fuzz).
+    for query in ({"to": "0.5"}, {"from": "1700000000"}):
+        response = await records_api.get(RECORDS, params=query, headers=records_owner.headers)
+        (problem,) = assert_problems(response)
+        assert problem["field"] == f"query.{next(iter(query))}", problem
+    response = await records_api.get(RECORDS, params={"to": "2026-03-14T09:30:00Z"}, headers=records_owner.headers)
+    assert response.status_code == 200, response.text
+
+
 # -- versions -----------------------------------------------------------------------------
 
 
@@ -263,6 +280,22 @@ async def test_an_edit_names_its_version(
     assert response.status_code == 200, response.text
     assert response.json()["version"] == 4
     assert (await read(records_api, records_owner, record["id"])).headers["etag"] == '"4"'
+
+
+async def test_a_delete_naming_no_version_is_428_as_documented(
+    records_stack: RecordsStack, records_api: httpx.AsyncClient, records_owner: Account
+) -> None:
+    # Found by tests/fuzz: a DELETE with `If-Match: null` answered 428, which its document
+    # did not list (the PATCH's did).
+    record = await records_stack.create(records_api, records_owner, content="keep")
+    url = f"{RECORDS}/{record['id']}"
+    response = await records_api.delete(url, headers={**records_owner.headers, "If-Match": "null"})
+    assert_error(response, 428, "precondition_required")
+    assert (await read(records_api, records_owner, record["id"])).status_code == 200
+    document = (await records_api.get("/openapi.json")).json()
+    assert "428" in document["paths"][RECORDS + "/{record_id}"]["delete"]["responses"]
+    response = await records_api.delete(url, headers={**records_owner.headers, "If-Match": '"1"'})
+    assert response.status_code == 204, response.text
 
 
 async def test_a_stale_edit_conflicts_and_carries_the_current_record(

@@ -122,7 +122,9 @@ async def no_secrets(response: httpx.Response) -> None:
         assert marker not in response.text, f"{response.request.url} answered with {marker!r}: {response.text}"
 
 
-# For modules whose tests gain nothing from also running on PostgreSQL.
+# For modules whose tests gain nothing from also running on PostgreSQL. (Under
+# JILU_TEST_DATABASE_URL they run on PostgreSQL instead, their id still saying sqlite; they
+# are not in .ci/run's PostgreSQL pass, see conftest.py `_database_dependent`.)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 

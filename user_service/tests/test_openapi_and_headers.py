@@ -175,7 +175,7 @@ async def test_a_forwarding_service_answers_with_the_security_headers_too(make_s
     async with app_client(create_mobile_app(settings)) as client:
         response = await client.get("/api/v1/users/me")
 
-    assert_error(response, 502, "upstream_error")
+    assert_error(response, 503, "service_unavailable")
 
 
 @pytest.fixture

@@ -324,14 +324,14 @@ async def test_the_request_id_travels_to_user_service(web_stack: WebStack, caplo
     assert [getattr(r, "request_id", None) for r in seen] == ["web-login-7"]
 
 
-async def test_user_service_unreachable_is_502_and_logout_still_clears_the_cookie(make_web_stack: MakeWebStack) -> None:
+async def test_user_service_not_running_is_503_and_logout_still_clears_the_cookie(make_web_stack: MakeWebStack) -> None:
     stack = await make_web_stack(web={"user_url": f"http://127.0.0.1:{free_port()}"})
     browser = await stack.browser()
-    assert_error(await browser.login("alice"), 502, "upstream_error")
+    assert_error(await browser.login("alice"), 503, "service_unavailable")
     browser.cookie = "a.b.c"
-    assert_error(await browser.refresh(), 502, "upstream_error")
+    assert_error(await browser.refresh(), 503, "service_unavailable")
     logout = await browser.logout()
-    assert_error(logout, 502, "upstream_error")
+    assert_error(logout, 503, "service_unavailable")
     assert_cleared(logout)
 
 

@@ -37,6 +37,7 @@ from common.api_clients.llm.results import ChatCompletion, ChatMessage, StreamDe
 from common.api_clients.llm.retry import RetryPolicy, parse_retry_after
 from common.api_clients.llm.sse import parse_chat_stream
 from common.api_clients.llm.ssrf import GuardedTransport, ensure_allowed, normalise_allowed_hosts
+from common.metrics import provider_call, provider_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ T = TypeVar("T")
 MISSING_ENDPOINT = frozenset({404, 405, 501})
 # 501 and 505 will not get better by asking again.
 PERMANENT_SERVER_ERRORS = frozenset({501, 505})
+# The `operation` label of each endpoint's calls in the provider metrics (`common.metrics`).
+_OPERATIONS = {"chat/completions": "chat", "embeddings": "embeddings", "audio/transcriptions": "transcription"}
 # After a stream's `[DONE]`: how long and how much more is read to keep the connection.
 END_OF_BODY_SECONDS = 0.5
 END_OF_BODY_BYTES = 64 * 1024
@@ -162,6 +165,7 @@ class OpenAICompatibleClient:
             payload["response_format"] = {"type": "json_object"}
         result = await self._post_json("chat/completions", payload, completion_from_wire)
         assert result is not None
+        provider_tokens("chat", result.usage)
         return result
 
     async def stream_chat(
@@ -182,11 +186,13 @@ class OpenAICompatibleClient:
         if include_usage:
             payload["stream_options"] = {"include_usage": True}
         url = self._url("chat/completions")
-        with _BreakerCall(self._breaker) as call:
+        with provider_call("chat_stream"), _BreakerCall(self._breaker) as call:
             response = await self._retrying(lambda: self._open(url, payload, accept="text/event-stream"))
             call.answered = True
             try:
                 async for delta in self._read_stream(response):
+                    if delta.done:
+                        provider_tokens("chat_stream", delta.usage)
                     yield delta
             finally:
                 await response.aclose()
@@ -220,6 +226,7 @@ class OpenAICompatibleClient:
         files = {"file": (filename, audio, content_type)}
         result = await self._post_json("audio/transcriptions", form, transcript_from_wire, files=files)
         assert result is not None
+        provider_tokens("transcription", result.usage)
         return result
 
     # -- the machinery -----------------------------------------------------------------
@@ -256,7 +263,7 @@ class OpenAICompatibleClient:
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> T | None:
         url = self._url(path)
-        with _BreakerCall(self._breaker):
+        with provider_call(_OPERATIONS.get(path, path)), _BreakerCall(self._breaker):
             data = await self._retrying(lambda: self._json_attempt(url, payload, missing_ok, files))
             return None if data is _MISSING else parse(data)
 

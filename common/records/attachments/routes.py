@@ -23,7 +23,7 @@ from common.deps import (
 from common.errors import Conflict, NotFound, RateLimited, ServiceUnavailable, Unauthorized, error_responses
 from common.records import purge
 from common.records.attachments import links, service
-from common.records.attachments.sniff import AUDIO_TYPES, IMAGE_TYPES, PDF_TYPE
+from common.records.attachments.sniff import ALLOWED_TYPES, AUDIO_TYPES, IMAGE_TYPES, PDF_TYPE
 from common.records.attachments.staging import stage_upload
 from common.records.attachments.storage import AttachmentStorage
 from common.records.models import Attachment
@@ -86,7 +86,8 @@ async def send_file(
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the file, or its JPEG thumbnail",
-        "content": {"application/octet-stream": {}},
+        # What an upload may be (read from its bytes) and the JPEG thumbnail: sent as that type.
+        "content": {media_type: {} for media_type in sorted(ALLOWED_TYPES | {THUMBNAIL_TYPE})},
         "headers": {"ETag": {"description": "the quoted sha256 of the bytes sent", "schema": {"type": "string"}}},
     },
     304: {"description": "`If-None-Match` named the current ETag: use your copy"},

@@ -23,7 +23,7 @@ from common.records.search import SearchFilters, parse_query, ranked_records
 from common.users.models import User
 from llm_service.app.memories.repository import owned_memories
 from llm_service.app.providers.base import ChatContext, ChatTurn, Language, SourceRecord, source_of
-from llm_service.app.providers.text import detect_language, words
+from llm_service.app.providers.text import detect_language, dictionaries_ready, words
 
 RECORDS_IN_CONTEXT = 6
 MEMORIES_IN_CONTEXT = 8
@@ -82,6 +82,7 @@ async def _search(session: AsyncSession, owner_id: str, question: str, *, remote
     link (which the search matched as well). A question's own words ("什么", "what") are rarely
     in the record that answers it, so the query is its content words; a question with none
     is searched as it stands, all its words."""
+    await dictionaries_ready()
     keywords = list(dict.fromkeys(word.surface for word in words(question)))[:MAX_KEYWORDS]
     # Opted-out records are left out by the search itself, so they never take a place.
     filters = SearchFilters(ai_allowed_only=remote)

@@ -37,7 +37,7 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
         "description": "Without `stream`: the stored assistant message (JSON). With `stream: true`: Server-Sent "
         "Events — `delta` `{text}`, then `done` (the stored assistant message) or `error` `{error, detail}`; "
         "`: ping` comments while the provider is quiet",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {}},  # each event's schema: common.openapi.truthful
     }
 }
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from common.pagination import Page
+from common.wire_types import StrictFlag
 
 MAX_TITLE = 200
 MAX_QUESTION = 4000
@@ -21,7 +22,7 @@ class ConversationCreate(BaseModel):
     )
 
     title: Title | None = Field(default=None, description="left empty, the first question names it")
-    ephemeral: bool = Field(
+    ephemeral: StrictFlag = Field(
         default=False, description="kept only in Redis, gone after `JILU_CHAT_TTL` seconds without use"
     )
 
@@ -47,7 +48,7 @@ class MessageCreate(BaseModel):
     )
 
     content: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION)]
-    stream: bool = Field(default=False, description="answer as Server-Sent Events (`delta`, `done`, `error`)")
+    stream: StrictFlag = Field(default=False, description="answer as Server-Sent Events (`delta`, `done`, `error`)")
 
 
 class ChatMessagePublic(BaseModel):

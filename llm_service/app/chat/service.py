@@ -27,10 +27,11 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common import draining
 from common.api_clients.llm.errors import ProviderBadResponse, ProviderTimeout
 from common.api_clients.llm.results import TokenUsage
 from common.database import Sessions, transaction
-from common.errors import Conflict, JiluError, NotFound
+from common.errors import Conflict, JiluError, NotFound, ServiceUnavailable
 from common.pagination import Page, decode_cursor
 from common.security.rate_limit import RateLimiter
 from llm_service.app.budgets import BudgetGuard
@@ -103,6 +104,14 @@ def sse_event(event: str, data: Any) -> bytes:
 
 
 PING = b": ping\n\n"
+
+
+class _Draining:
+    """Put in a stream's queue when the service starts shutting down (`common.draining`)."""
+
+
+_DRAINING = _Draining()
+SHUTTING_DOWN = "The service is shutting down: ask again in a moment"
 
 
 @asynccontextmanager
@@ -269,8 +278,11 @@ class ChatService:
 
         The provider is read by a task of its own, so waiting for it can be interrupted by a
         heartbeat without cancelling it; when the client goes away this generator is
-        cancelled and cancels that task, which closes the provider's stream."""
-        queue: asyncio.Queue[AnswerChunk | Exception | None] = asyncio.Queue()
+        cancelled and cancels that task, which closes the provider's stream. When the
+        service starts shutting down, the answer has `draining.STREAM_GRACE_SECONDS` left to
+        complete; then the stream ends with `error` `service_unavailable` (nothing stored,
+        the question can be asked again), never cut off mid-event."""
+        queue: asyncio.Queue[AnswerChunk | Exception | _Draining | None] = asyncio.Queue()
 
         async def read_provider() -> None:
             try:
@@ -291,33 +303,43 @@ class ChatService:
         reader = asyncio.create_task(read_provider(), name=f"chat-answer-{turn.conversation.id}")
         parts: list[str] = []
         final: AnswerChunk | None = None
+        loop = asyncio.get_running_loop()
+        must_end_at: float | None = None  # set once the service shuts down
         try:
             ended = False
-            while not ended:
-                try:
-                    async with asyncio.timeout(HEARTBEAT_SECONDS):
-                        batch = [await queue.get()]
-                except TimeoutError:
-                    yield PING
-                    continue
-                while not queue.empty():  # what has arrived meanwhile goes out in the same write
-                    batch.append(queue.get_nowait())
-                deltas = bytearray()
-                for item in batch:
-                    if item is None:
-                        ended = True
-                    elif isinstance(item, Exception):
-                        if deltas:
-                            yield bytes(deltas)
-                        raise item
-                    else:
-                        if item.text:
-                            parts.append(item.text)
-                            deltas += sse_event("delta", {"text": item.text})
-                        if item.done:
-                            final = item
-                if deltas:
-                    yield bytes(deltas)
+            with draining.listening(lambda: queue.put_nowait(_DRAINING)):
+                while not ended:
+                    wait = (
+                        HEARTBEAT_SECONDS if must_end_at is None else min(HEARTBEAT_SECONDS, must_end_at - loop.time())
+                    )
+                    try:
+                        async with asyncio.timeout(max(0.0, wait)):
+                            batch = [await queue.get()]
+                    except TimeoutError:
+                        if must_end_at is not None and loop.time() >= must_end_at:
+                            raise ServiceUnavailable(SHUTTING_DOWN) from None
+                        yield PING
+                        continue
+                    while not queue.empty():  # what has arrived meanwhile goes out in the same write
+                        batch.append(queue.get_nowait())
+                    deltas = bytearray()
+                    for item in batch:
+                        if item is None:
+                            ended = True
+                        elif isinstance(item, _Draining):
+                            must_end_at = loop.time() + draining.STREAM_GRACE_SECONDS
+                        elif isinstance(item, Exception):
+                            if deltas:
+                                yield bytes(deltas)
+                            raise item
+                        else:
+                            if item.text:
+                                parts.append(item.text)
+                                deltas += sse_event("delta", {"text": item.text})
+                            if item.done:
+                                final = item
+                    if deltas:
+                        yield bytes(deltas)
             # Shielded: an answer that is complete is stored even if its client leaves now.
             storing = asyncio.ensure_future(self._finish(turn, "".join(parts), final))
             try:

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common.wire_types import IsoDate, StrictFlag
+
 Period = Literal["day", "week"]
 # Dates a digest may be asked for: wide enough for imported diaries, narrow enough that a
 # week's end is still a date.
@@ -21,7 +23,7 @@ class DigestGenerate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"period": "week"}]})
 
     period: Period
-    date: dt.date | None = Field(default=None, description="YYYY-MM-DD in the caller's time zone")
+    date: IsoDate | None = Field(default=None, description="YYYY-MM-DD in the caller's time zone")
 
     @field_validator("date")
     @classmethod
@@ -36,8 +38,8 @@ class DigestUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"is_pinned": True}]})
 
-    is_read: bool | None = None
-    is_pinned: bool | None = None
+    is_read: StrictFlag | None = None
+    is_pinned: StrictFlag | None = None
 
     @field_validator("is_read", "is_pinned")
     @classmethod

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from common.wire_types import StrictFlag
+
 MAX_CONTENT_CHARS = 500
 # A fact the user writes down themselves counts for more than the extracted default (0.5).
 DEFAULT_USER_IMPORTANCE = 0.7
@@ -32,7 +34,7 @@ class MemoryCreate(BaseModel):
 
     content: MemoryContent
     importance: Importance = DEFAULT_USER_IMPORTANCE
-    long_term: bool = True
+    long_term: StrictFlag = True
 
     _content_storable = field_validator("content")(_storable)
 
@@ -44,7 +46,7 @@ class MemoryUpdate(BaseModel):
 
     content: MemoryContent | None = None
     importance: Importance | None = None
-    long_term: bool | None = None
+    long_term: StrictFlag | None = None
 
     @field_validator("content", "importance", "long_term")
     @classmethod

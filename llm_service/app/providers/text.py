@@ -7,6 +7,7 @@ deterministic, so the same record always gets the same title, summary and tags.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import unicodedata
@@ -264,6 +265,15 @@ def _word_tags() -> dict[str, str]:
     import jieba.posseg
 
     return jieba.posseg.dt.word_tag_tab
+
+
+async def dictionaries_ready() -> None:
+    """jieba's dictionary and its tags, loaded on a worker thread the first time, not on the
+    event loop, where they would stall the whole process (`common.records.search.segmenter_ready`)."""
+    if not jieba.dt.initialized:
+        await asyncio.to_thread(jieba.initialize)
+    if not _word_tags.cache_info().currsize:
+        await asyncio.to_thread(_word_tags)
 
 
 def is_zh_keyword(word: str) -> bool:

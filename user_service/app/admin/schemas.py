@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict
 
+from common.wire_types import StrictFlag
 from user_service.app.users.schemas import Role
 
 
@@ -9,4 +10,4 @@ class AdminUserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"is_active": False}]})
 
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictFlag | None = None

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from common import draining
 from common.errors import ServiceUnavailable
 from web_service.app.events.committed import WaitForCommit
 from web_service.app.events.entries import (
@@ -148,9 +149,10 @@ class EventStream:
         return self.sent_up_to is None or event.position > self.sent_up_to
 
     async def messages(self) -> AsyncIterator[str]:
-        """The stream's text, until the client leaves, its session ends (`end`), or Redis
-        goes away (the stream just ends)."""
+        """The stream's text, until the client leaves, its session ends (`end`), Redis goes
+        away or the service shuts down (the stream just ends: reconnect with Last-Event-ID)."""
         loop = asyncio.get_running_loop()
+        stop_listening = draining.listen(self.subscription.close)
         try:
             yield sse_hello(self.cursor)
             if self.start.reset is not None:
@@ -183,4 +185,5 @@ class EventStream:
             logger.warning("an event stream ended early: %s", type(exc).__name__)
             return
         finally:
+            stop_listening()
             self.hub.unsubscribe(self.subscription)
