@@ -15,7 +15,7 @@ import pytest
 from tests.fuzz.fuzzing import RUNS, FuzzRun, FuzzUser, load_schema
 from tests.harness import Launcher
 
-# One launched stack for the package (conftest.py puts tests/fuzz/ in one xdist group).
+# One launched stack for the package (the root conftest.py puts tests/fuzz/ in one xdist group).
 pytestmark = [pytest.mark.fuzz, pytest.mark.e2e]
 
 
