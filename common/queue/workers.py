@@ -38,6 +38,7 @@ HEARTBEATS_PER_ORPHAN_WINDOW = 5
 READ_BLOCK_MS = 1_000
 RECLAIM_EVERY_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 5.0
+STOP_POLL_SECONDS = 0.05
 # A finished job whose acknowledgement Redis refused (it is away) is acknowledged again after
 # these pauses, doubling up to the last, until Redis takes it.
 ACK_RETRY_FIRST_SECONDS, ACK_RETRY_MAX_SECONDS = 0.1, 0.5
@@ -111,10 +112,15 @@ class Workers:
     async def stop(self) -> None:
         """Cancel the workers; a job cut short stays pending and is reclaimed later. Bounded,
         so a worker stuck in a Redis call cannot hold up the service's shutdown."""
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECONDS)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_TIMEOUT_SECONDS
+        pending = set(self._tasks)
+        while pending and loop.time() < deadline:
+            # Cancelled again until they end: redis-py can swallow the cancellation of a
+            # blocking read and read on (every llm_service stop took the whole 5 s).
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_POLL_SECONDS)
         self._tasks = []
 
     async def _read_loop(self, consumer: str) -> None:
