@@ -35,6 +35,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -73,6 +74,13 @@ class _Done:
         """Closed already (`_run`)."""
 
 
+# The wait for `WriterLock`: busy_timeout's (common/database/engine.py), retried every 0.5 ms
+# at first, then every 5 ms.
+WRITER_LOCK_WAIT_SECONDS = 5.0
+WRITER_LOCK_FIRST_PAUSE, WRITER_LOCK_MAX_PAUSE = 0.0005, 0.005
+_pause = time.sleep
+
+
 class WriterLock:
     """The processes' write transactions on one database file take turns here before
     `BEGIN IMMEDIATE`: an exclusive `flock` on `<database>-writer.lock`, one open file per
@@ -82,9 +90,11 @@ class WriterLock:
     between tries (its busy handler), while the process that holds it hands it straight to its
     own next writer: under load (web, mobile and llm_service writing at once) the write
     threads spent half their time asleep in `BEGIN IMMEDIATE` while the lock was free, creates
-    waited seconds and some ran out of busy_timeout (bench/load.py). A waiter here sleeps in
-    the kernel and wakes as the lock is released. Like a row lock on PostgreSQL, the wait has
-    no deadline: a write transaction never waits on anything but the database, and a writer
+    waited seconds and some ran out of busy_timeout (bench/load.py). A waiter here tries again
+    every few milliseconds. The wait is bounded as SQLite's is (`WRITER_LOCK_WAIT_SECONDS`,
+    busy_timeout): a write transaction can wait on more than the database (its record event
+    goes to Redis inside it), so a holder may be slow to let go; past the bound, the writer
+    goes on to SQLite's own lock, which answers "busy" (503) if it is still held. A writer
     that dies releases its lock with its file. Writers that do not take part (a migration, a
     backup, `sqlite3` in a shell) still meet SQLite's own lock and busy_timeout."""
 
@@ -106,8 +116,19 @@ class WriterLock:
                 self.unusable = True
                 logger.warning("no writer lock file at %s (%s): SQLite's busy handler alone", self.path, exc)
                 return
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        self.held = True
+        deadline = time.monotonic() + WRITER_LOCK_WAIT_SECONDS
+        pause = WRITER_LOCK_FIRST_PAUSE
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return  # not held: SQLite's own lock and busy_timeout decide
+                _pause(pause)  # on the connection's thread, never the event loop's
+                pause = min(pause * 2, WRITER_LOCK_MAX_PAUSE)
+                continue
+            self.held = True
+            return
 
     def release(self) -> None:
         if self.held and self.fd is not None:

@@ -93,8 +93,10 @@ class Workers:
         self.heartbeat_seconds = orphaned_after_ms / 1000 / HEARTBEATS_PER_ORPHAN_WINDOW
         self.name = f"{consumer_prefix()}-{queue.group}"
         self._tasks: list[asyncio.Task[None]] = []
-        # Entries finished here whose acknowledgement waits for Redis: never reclaimed here.
-        self._acknowledging: set[str] = set()
+        # Entries this process is working on, or finished and acknowledging: never reclaimed
+        # here. While Redis is away their heartbeats fail, so once it is back they look
+        # orphaned; taken over here they would be done twice (a second provider call, paid for).
+        self._mine: set[str] = set()
 
     def backoff_ms(self, deliveries: int) -> int:
         """Idle time after which a job delivered `deliveries` times is taken up again: the
@@ -143,7 +145,7 @@ class Workers:
     async def _reclaim_loop(self, consumer: str) -> None:
         while True:
             try:
-                for job in await self.queue.reclaim(consumer, self.backoff_ms, skip=self._acknowledging):
+                for job in await self.queue.reclaim(consumer, self.backoff_ms, skip=self._mine):
                     await self.run(consumer, job)
             except asyncio.CancelledError:
                 raise
@@ -155,6 +157,13 @@ class Workers:
         """Do one job as `consumer`: acknowledge it when finished (retried while Redis is
         away), leave it pending to be retried. An error of Redis in counting a failed attempt
         propagates (the job stays pending)."""
+        self._mine.add(job.entry_id)
+        try:
+            await self._run(consumer, job)
+        finally:
+            self._mine.discard(job.entry_id)
+
+    async def _run(self, consumer: str, job: Job) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(consumer, job))
         started = time.perf_counter()
         try:
@@ -181,24 +190,20 @@ class Workers:
         paid for). Meanwhile this process's reclaimer leaves it alone. Cut short only by the
         service stopping (then it is done again after the restart: at least once)."""
         delay = ACK_RETRY_FIRST_SECONDS
-        self._acknowledging.add(job.entry_id)
-        try:
-            while True:
-                try:
-                    await self.queue.ack(job)
-                    return
-                except (RedisError, OSError) as exc:  # Redis away: the job is done, its ack waits
-                    if delay == ACK_RETRY_FIRST_SECONDS:
-                        logger.warning(
-                            "%s job %s is done but cannot be acknowledged (%s); retrying until Redis answers",
-                            self.queue.group,
-                            job.entry_id,
-                            type(exc).__name__,
-                        )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, ACK_RETRY_MAX_SECONDS)
-        finally:
-            self._acknowledging.discard(job.entry_id)
+        while True:
+            try:
+                await self.queue.ack(job)
+                return
+            except (RedisError, OSError) as exc:  # Redis away: the job is done, its ack waits
+                if delay == ACK_RETRY_FIRST_SECONDS:
+                    logger.warning(
+                        "%s job %s is done but cannot be acknowledged (%s); retrying until Redis answers",
+                        self.queue.group,
+                        job.entry_id,
+                        type(exc).__name__,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ACK_RETRY_MAX_SECONDS)
 
     async def _failed(self, job: Job, reason: str, seconds: float) -> None:
         attempts = await self.queue.count_failure(job)

@@ -158,6 +158,9 @@ class FakeProvider:
         self._embeddings: deque[Reply] = deque()
         self._transcriptions: deque[Reply] = deque()
         self._requests: list[ReceivedRequest] = []
+        # Streams whose body began; each then ends completed or cancelled. A stream whose client
+        # left before its body began (a slow machine) never begins, so is counted in neither.
+        self.streams_started = 0
         self.streams_completed = 0
         self.streams_cancelled = 0
         self._generation = 0
@@ -175,10 +178,17 @@ class FakeProvider:
             self._embeddings.clear()
             self._transcriptions.clear()
             self._requests.clear()
-            self.streams_completed = self.streams_cancelled = 0
+            self.streams_started = self.streams_completed = self.streams_cancelled = 0
             self._generation += 1
 
     # -- for tests ---------------------------------------------------------------------
+
+    @property
+    def streams_open(self) -> int:
+        """Streams begun and not ended: a client that stopped reading has left its
+        connection open."""
+        with self._lock:
+            return self.streams_started - self.streams_completed - self.streams_cancelled
 
     @property
     def base_url(self) -> str:
@@ -187,6 +197,17 @@ class FakeProvider:
     @property
     def host_port(self) -> str:
         return self.url.removeprefix("http://")
+
+    def launch_settings(self) -> dict[str, str]:
+        """The settings that point a launched Jilu at this provider (as its one custom
+        provider, allowed although it is on loopback)."""
+        return {
+            "JILU_LLM_PROVIDER": "custom",
+            "JILU_LLM_BASE_URL": self.base_url,
+            "JILU_LLM_MODEL": FAKE_MODEL,
+            "JILU_LLM_API_KEY": "sk-e2e-fake",
+            "JILU_LLM_ALLOWED_HOSTS": self.host_port,
+        }
 
     def script(self, *replies: Reply) -> None:
         with self._lock:
@@ -351,7 +372,9 @@ class FakeProvider:
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         pieces = reply.chunks if reply.chunks is not None else _words(reply.text)
         completed = False
-        generation = self._generation
+        with self._lock:
+            generation = self._generation
+            self.streams_started += 1
         try:
             if reply.raw_events is not None:  # malformed SSE, truncated JSON: exactly what was scripted
                 for number, raw in enumerate(reply.raw_events):

@@ -182,20 +182,26 @@ async def test_only_a_sqlite_file_gets_a_write_engine_of_its_own(tmp_path: Path)
             await engine.dispose()
 
 
-def blocked_on(lock_file: Path) -> int:
-    """How many `flock` waiters are blocked on `lock_file` (`/proc/locks` marks them `->`)."""
-    inode = lock_file.stat().st_ino
-    return sum(1 for line in Path("/proc/locks").read_text().splitlines() if "->" in line and f":{inode} " in line)
+class LockWaits:
+    """Counts the pauses writers take at the lock file (`WriterLock` sleeps between tries)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pauses = 0
+
+        def counted(seconds: float) -> None:
+            self.pauses += 1
+            time.sleep(seconds)
+
+        monkeypatch.setattr(sqlite_driver, "_pause", counted)
+
+    async def wait_for_waiter(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        start = self.pauses
+        while self.pauses == start:
+            assert time.monotonic() < deadline, "no writer waited at the lock file"
+            await asyncio.sleep(0.01)
 
 
-async def wait_for_waiter(lock_file: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not (lock_file.exists() and blocked_on(lock_file)):
-        assert time.monotonic() < deadline, "no writer waited at the lock file"
-        await asyncio.sleep(0.01)
-
-
-@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a blocked writer")
 async def test_writers_of_two_engines_take_turns_at_the_lock_file(
     database: Path, monkeypatch: pytest.MonkeyPatch, engines: tuple[AsyncEngine, AsyncEngine]
 ) -> None:
@@ -208,7 +214,7 @@ async def test_writers_of_two_engines_take_turns_at_the_lock_file(
     pragmas = tuple(p if "busy_timeout" not in p else "PRAGMA busy_timeout=50" for p in engine_module.SQLITE_PRAGMAS)
     monkeypatch.setattr(engine_module, "SQLITE_PRAGMAS", pragmas)
     other = create_write_engine(create_engine(f"sqlite+aiosqlite:///{database}"))
-    lock_file = Path(f"{database}-writer.lock")
+    waits = LockWaits(monkeypatch)
     first, second = create_sessionmaker(writer, write=True), create_sessionmaker(other, write=True)
 
     async def insert(sessions: async_sessionmaker[AsyncSession], title: str) -> None:
@@ -219,7 +225,7 @@ async def test_writers_of_two_engines_take_turns_at_the_lock_file(
         async with transaction(first) as session:
             await session.execute(text("INSERT INTO notes (title) VALUES ('first')"))
             waiting = asyncio.create_task(insert(second, "second"))
-            await wait_for_waiter(lock_file)
+            await waits.wait_for_waiter()
             assert not waiting.done()
         await waiting
 
@@ -230,11 +236,38 @@ async def test_writers_of_two_engines_take_turns_at_the_lock_file(
         async with first() as session:  # an invalidated connection (a cancelled request) ends it
             await session.execute(text("INSERT INTO notes (title) VALUES ('never')"))
             waiting = asyncio.create_task(insert(second, "after an invalidation"))
-            await wait_for_waiter(lock_file)
+            await waits.wait_for_waiter()
             await (await session.connection()).invalidate()
         await waiting
         async with first() as session:
             titles = (await session.execute(text("SELECT title FROM notes ORDER BY id"))).scalars().all()
         assert titles == ["first", "second", "after a rollback", "after an invalidation"]
+    finally:
+        await other.dispose()
+
+
+async def test_a_writer_waits_at_the_lock_file_only_as_long_as_sqlite_would(
+    database: Path, monkeypatch: pytest.MonkeyPatch, engines: tuple[AsyncEngine, AsyncEngine]
+) -> None:
+    """A holder that does not let go (its transaction waits on Redis, say) holds the others
+    up for the bound only: then they meet SQLite's own lock, and its "busy" (a 503)."""
+    _, writer = engines
+    await writer.dispose()
+    pragmas = tuple(p if "busy_timeout" not in p else "PRAGMA busy_timeout=50" for p in engine_module.SQLITE_PRAGMAS)
+    monkeypatch.setattr(engine_module, "SQLITE_PRAGMAS", pragmas)
+    monkeypatch.setattr(sqlite_driver, "WRITER_LOCK_WAIT_SECONDS", 0.3)
+    other = create_write_engine(create_engine(f"sqlite+aiosqlite:///{database}"))
+    first, second = create_sessionmaker(writer, write=True), create_sessionmaker(other, write=True)
+    try:
+        async with transaction(first) as session:
+            await session.execute(text("INSERT INTO notes (title) VALUES ('held')"))
+            with pytest.raises(OperationalError, match="locked"):
+                async with transaction(second) as waiting:
+                    await waiting.execute(text("INSERT INTO notes (title) VALUES ('given up')"))
+        async with transaction(second) as session:  # the turn comes once the holder commits
+            await session.execute(text("INSERT INTO notes (title) VALUES ('later')"))
+        async with first() as session:
+            titles = (await session.execute(text("SELECT title FROM notes ORDER BY id"))).scalars().all()
+        assert titles == ["held", "later"]
     finally:
         await other.dispose()

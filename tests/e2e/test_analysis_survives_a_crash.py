@@ -35,11 +35,7 @@ def test_a_job_in_flight_when_llm_service_is_killed_is_finished_after_the_restar
     fake.default_reply = Reply(text=ANALYSIS)
     settings = {
         "JILU_SERVICES": "user,mobile,llm",
-        "JILU_LLM_PROVIDER": "custom",
-        "JILU_LLM_BASE_URL": fake.base_url,
-        "JILU_LLM_MODEL": "fake-model",
-        "JILU_LLM_API_KEY": "sk-e2e-fake",
-        "JILU_LLM_ALLOWED_HOSTS": fake.host_port,
+        **fake.launch_settings(),
     }
     with (
         e2e_stack(tmp_path, **settings) as launcher,

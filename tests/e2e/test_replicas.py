@@ -103,11 +103,7 @@ def replicas(postgres_url: str, tmp_path: Path) -> Iterator[Replicas]:
                 "JILU_DATABASE_URL": postgres_url,
                 "JILU_EMBEDDED_REDIS": "never",
                 "JILU_SECRET_KEY": "replicas-" + "k" * 40,
-                "JILU_LLM_PROVIDER": "custom",
-                "JILU_LLM_BASE_URL": fake.base_url,
-                "JILU_LLM_MODEL": "fake-model",
-                "JILU_LLM_API_KEY": "sk-replicas-fake",
-                "JILU_LLM_ALLOWED_HOSTS": fake.host_port,
+                **fake.launch_settings(),
                 # Both schedulers try a run every half second for the whole test.
                 "JILU_SCHEDULER_INTERVAL_SECONDS": "0.5",
                 **E2E_RATES,

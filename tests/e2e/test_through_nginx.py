@@ -55,11 +55,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         with e2e_stack(
             base,
             JILU_MAX_UPLOAD_MB=str(UPLOAD_CAP_MB),
-            JILU_LLM_PROVIDER="custom",
-            JILU_LLM_BASE_URL=fake.base_url,
-            JILU_LLM_MODEL="fake-model",
-            JILU_LLM_API_KEY="sk-e2e-fake",
-            JILU_LLM_ALLOWED_HOSTS=fake.host_port,
+            **fake.launch_settings(),
         ) as jilu:
             web_port, mobile_port = free_ports(2)
             env = nginx_environment(

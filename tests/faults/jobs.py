@@ -63,6 +63,33 @@ def queues_drained(redis_url: str) -> bool:
     return asyncio.run(read())
 
 
+def queue_report(redis_url: str) -> str:
+    """The analysis and extraction queues' numbers and their pending entries (id, consumer,
+    idle ms, deliveries), for a failure's message."""
+
+    async def read() -> str:
+        client = create_redis(redis_url)
+        lines = []
+        try:
+            for make in (analysis_queue, extraction_queue):
+                queue = make(client)
+                try:
+                    status = await queue.status()
+                    pending = await client.xpending_range(queue.stream, queue.group, min="-", max="+", count=20)
+                except redis.exceptions.RedisError as exc:
+                    lines.append(f"{queue.group}: {exc!r}")
+                    continue
+                lines.append(f"{queue.group}: {status}")
+                for entry in pending:  # with what the job is about (a heartbeat keeps a live one's idle low)
+                    found = await client.xrange(queue.stream, entry["message_id"], entry["message_id"])
+                    lines.append(f"  pending {entry} {found[0][1] if found else 'gone'}")
+        finally:
+            await client.aclose()
+        return "\n".join(lines)
+
+    return asyncio.run(read())
+
+
 def assert_each_job_done_once(
     llm_lines: Iterable[str], redis_url: str, fake: FakeProvider, records: Mapping[str, tuple[str, int]]
 ) -> None:

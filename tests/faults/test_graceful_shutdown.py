@@ -127,11 +127,7 @@ def test_sigterm_lets_the_request_complete_and_ends_the_stream_cleanly(fake: Fak
         tmp_path,
         JILU_SERVICES="user,mobile,llm",
         JILU_DATABASE_URL="",  # SQLite in the data dir, whatever the suite runs on: read below
-        JILU_LLM_PROVIDER="custom",
-        JILU_LLM_BASE_URL=fake.base_url,
-        JILU_LLM_MODEL="fake-model",
-        JILU_LLM_API_KEY="sk-e2e-fake",
-        JILU_LLM_ALLOWED_HOSTS=fake.host_port,
+        **fake.launch_settings(),
     ) as launcher:
         base = launcher.url("mobile")
         with httpx.Client(base_url=base, timeout=30) as mobile:

@@ -42,11 +42,7 @@ def fake() -> Iterator[FakeProvider]:
 
 def provider_settings(fake: FakeProvider) -> dict[str, str]:
     return {
-        "JILU_LLM_PROVIDER": "custom",
-        "JILU_LLM_BASE_URL": fake.base_url,
-        "JILU_LLM_MODEL": "fake-model",
-        "JILU_LLM_API_KEY": "sk-e2e-fake",
-        "JILU_LLM_ALLOWED_HOSTS": fake.host_port,
+        **fake.launch_settings(),
         "JILU_ANALYSIS_RETRY_SECONDS": "0.5",
         "JILU_SCHEDULER_INTERVAL_SECONDS": "0",  # no digest run: only analyses reach the provider
     }

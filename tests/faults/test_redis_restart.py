@@ -34,7 +34,7 @@ import pytest
 from common.cache.embedded import EmbeddedRedis
 from llm_service.tests.fake_provider import FakeProvider, Reply, run_fake_provider
 from tests.e2e.stack import e2e_stack
-from tests.faults.jobs import WORD, assert_each_job_done_once, new_word, queues_drained
+from tests.faults.jobs import WORD, assert_each_job_done_once, new_word, queue_report, queues_drained
 from tests.harness import Launcher, free_ports, pid_gone
 from tests.support import wait_until
 
@@ -212,11 +212,7 @@ def test_redis_restarted_under_load_loses_nothing_and_the_services_recover(
     make_redis, embedded_mode = VARIANTS[variant]
     settings: dict[str, Any] = {
         "JILU_EMBEDDED_REDIS": embedded_mode,
-        "JILU_LLM_PROVIDER": "custom",
-        "JILU_LLM_BASE_URL": fake.base_url,
-        "JILU_LLM_MODEL": "fake-model",
-        "JILU_LLM_API_KEY": "sk-e2e-fake",
-        "JILU_LLM_ALLOWED_HOSTS": fake.host_port,
+        **fake.launch_settings(),
         "JILU_ANALYSIS_WORKERS": "2",
         "JILU_ANALYSIS_RETRY_SECONDS": "0.5",
         "JILU_EXTRACTION_RETRY_SECONDS": "0.5",
@@ -288,7 +284,24 @@ def test_redis_restarted_under_load_loses_nothing_and_the_services_recover(
             files = [a["extraction"]["status"] for record in records for a in record["attachments"]]
             return analysed and all(status == "done" for status in files) and queues_drained(redis_url)
 
-        assert wait_until(all_done, CATCH_UP_WITHIN), f"queued jobs were not all done:\n{jilu.output}"
+        def not_done() -> str:
+            """Which jobs are stuck: records not analysed, files not read, the queues, and
+            what llm_service said (the launcher's output shows only its last lines)."""
+            records = {r: mobile.get(f"/api/v1/records/{r}", headers=headers).json() for r in outcomes.records}
+            unanalysed = {r: record["ai"] for r, record in records.items() if record["ai"]["status"] != "done"}
+            unread = {
+                a["id"]: (r, a["extraction"])
+                for r, record in records.items()
+                for a in record["attachments"]
+                if a["extraction"]["status"] != "done"
+            }
+            llm = "\n".join(jilu.service_lines("llm")[-150:])
+            return (
+                f"records not analysed: {unanalysed}\nfiles not read: {unread}\n{queue_report(redis_url)}\n"
+                f"--- llm_service:\n{llm}\n--- launcher:\n{jilu.output}"
+            )
+
+        assert wait_until(all_done, CATCH_UP_WITHIN), f"queued jobs were not all done:\n{not_done()}"
         records = {r: (WORD.findall(stored[r]["content"])[0], stored[r]["version"]) for r in outcomes.records}
         assert_each_job_done_once(jilu.service_lines("llm"), redis_url, fake, records)
         llm_lines = jilu.service_lines("llm")

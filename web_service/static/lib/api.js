@@ -12,6 +12,7 @@ const REFRESH_TIMEOUT_MS = 15_000; // a hung refresh must not hold the cross-tab
 let accessToken = null;
 let expiresAt = 0;
 let refreshing = null;
+let loggingOut = null; // the logout in flight, if any: requests wait for it instead of racing it
 const sessionEndedListeners = new Set();
 
 export class ApiError extends Error {
@@ -94,6 +95,11 @@ async function send(path, { method = 'GET', json, body, headers = {}, signal, au
 export function refresh() {
   if (!refreshing) {
     const run = async () => {
+      if (loggingOut) {
+        // (e.g. the event stream ended by this logout): no refresh of the session being ended.
+        await loggingOut;
+        if (!accessToken) throw new ApiError(401, 'session_ended', 'the session has ended');
+      }
       const signal = AbortSignal.timeout(REFRESH_TIMEOUT_MS); // a timeout is a network error
       const response = await send('/api/v1/auth/session/refresh', { method: 'POST', auth: false, signal });
       if (!response.ok) {
@@ -130,6 +136,12 @@ async function ensureFresh() {
 
 /** The raw Response of an authenticated request, refreshed and retried once on a 401. */
 export async function fetchAuthed(path, options = {}) {
+  if (options.auth !== false && loggingOut) {
+    // Not sent with the token being logged out (it would come back 401 once the session is
+    // gone); after a logout that ended the session, not sent at all.
+    await loggingOut;
+    if (!accessToken) throw new ApiError(401, 'session_ended', 'the session has ended');
+  }
   if (options.auth !== false) await ensureFresh();
   const sent = accessToken;
   let response = await send(path, options);
@@ -169,9 +181,18 @@ export async function login(username, password) {
 /** Log out. Offline (or when the server fails) the session is NOT ended, since the refresh
  * cookie would still open it again: the ApiError is thrown for the caller to show. */
 export async function logout() {
-  const response = await send('/api/v1/auth/session', { method: 'DELETE' }); // throws a network ApiError
-  if (!response.ok && response.status !== 401) throw await toError(response);
-  endSession();
+  let finished;
+  loggingOut = new Promise((resolve) => {
+    finished = resolve;
+  });
+  try {
+    const response = await send('/api/v1/auth/session', { method: 'DELETE' }); // throws a network ApiError
+    if (!response.ok && response.status !== 401) throw await toError(response);
+    endSession();
+  } finally {
+    loggingOut = null;
+    finished(); // after endSession: the requests that waited see the session ended
+  }
 }
 
 /** A query string from an object, leaving out empty values; arrays repeat the key. */
