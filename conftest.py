@@ -38,6 +38,15 @@ MACHINE_REDIS_URL = os.environ.get("JILU_TEST_REDIS_URL", "redis://127.0.0.1:637
 # Packages whose tests share one launched stack (package-scoped): `make test` runs each on one
 # xdist worker (`--dist loadgroup`), since a stack per worker would cost more than it saves.
 SHARED_STACK_PACKAGES = ("tests/web/", "tests/e2e/", "tests/fuzz/")
+# In tests/e2e only the tests given its package stack (`jilu`) share it; the others start
+# stacks of their own (per test, or per module: one module stays on one worker).
+OWN_STACKS_PACKAGE, SHARED_STACK_FIXTURE = "tests/e2e/", "jilu"
+
+
+def _stack_group(item: pytest.Item, package: str) -> str:
+    if package != OWN_STACKS_PACKAGE or SHARED_STACK_FIXTURE in getattr(item, "fixturenames", ()):
+        return package
+    return item.nodeid.split("::", 1)[0]
 
 
 # The fixtures that hand a test a database of the suite's (a module that overrides one with a
@@ -75,7 +84,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for package in SHARED_STACK_PACKAGES:
             if item.nodeid.startswith(package):
-                item.add_marker(pytest.mark.xdist_group(package))
+                item.add_marker(pytest.mark.xdist_group(_stack_group(item, package)))
         # `database`: what `.ci/run` runs again under JILU_TEST_DATABASE_URL, less the tests
         # marked `postgres` (they ran on PostgreSQL in the first pass already).
         if _database_dependent(item):
