@@ -35,6 +35,18 @@ async def app_client(app: FastAPI, base_url: str = "http://testserver") -> Async
             yield client
 
 
+# The password of the users the launched-stack tests sign up (a strong one: the real rules apply).
+PASSWORD = "plum-Lantern-42"
+
+
+def signed_up(client: httpx.Client, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """Register `username` through `client`'s port and log in: the headers of its session."""
+    client.post("/api/v1/auth/register", json={"username": username, "password": password}).raise_for_status()
+    token = client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    token.raise_for_status()
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,11 +14,10 @@ import pytest
 
 from llm_service.tests.fake_provider import FakeProvider, Reply, run_fake_provider
 from tests.e2e.stack import e2e_stack
-from tests.support import wait_until
+from tests.support import signed_up, wait_until
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "plum-Lantern-42"
 ANALYSIS = json.dumps({"title": "Budget meeting", "summary": "Finance and marketing met.", "tags": ["budget"]})
 
 
@@ -41,9 +40,7 @@ def test_a_job_in_flight_when_llm_service_is_killed_is_finished_after_the_restar
         e2e_stack(tmp_path, **settings) as launcher,
         httpx.Client(base_url=launcher.url("mobile"), timeout=30) as mobile,
     ):
-        mobile.post("/api/v1/auth/register", json={"username": "alice", "password": PASSWORD}).raise_for_status()
-        token = mobile.post("/api/v1/auth/token", data={"username": "alice", "password": PASSWORD}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        headers = signed_up(mobile, "alice")
         created = mobile.post("/api/v1/records", headers=headers, json={"content": "Budget meeting notes."})
         assert created.status_code == 201
         record_id = created.json()["id"]

@@ -22,11 +22,10 @@ from common.records.extraction import extraction_queue
 from llm_service.tests.text_images import encoded
 from tests.e2e.stack import e2e_stack
 from tests.harness import Launcher, pid_gone
-from tests.support import wait_until
+from tests.support import signed_up, wait_until
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "plum-Lantern-42"
 CODE_WORDS = "pelican harbour"
 # Lines to read, so the reading lasts a few seconds after the OCR worker has loaded its models.
 FILLER = (
@@ -111,9 +110,7 @@ def test_a_screenshot_being_read_when_llm_service_is_killed_is_read_once_after_t
         httpx.Client(base_url=launcher.url("mobile"), timeout=30) as mobile,
         Redis.from_url(launcher.redis_url, decode_responses=True) as events,
     ):
-        mobile.post("/api/v1/auth/register", json={"username": "alice", "password": PASSWORD}).raise_for_status()
-        token = mobile.post("/api/v1/auth/token", data={"username": "alice", "password": PASSWORD}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        headers = signed_up(mobile, "alice")
         created = mobile.post("/api/v1/records", headers=headers, json={"content": "A screenshot."})
         assert created.status_code == 201, created.text
         record_id = created.json()["id"]

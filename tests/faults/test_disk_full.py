@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from tests.e2e.stack import e2e_stack
-from tests.faults.acknowledged import PASSWORD, sqlite_rows
+from tests.faults.acknowledged import sqlite_rows
+from tests.support import signed_up
 
 pytestmark = pytest.mark.e2e
 
@@ -76,9 +77,7 @@ def test_a_full_disk_answers_507_and_leaves_nothing_half_written(tmp_path: Path)
         e2e_stack(tmp_path, JILU_SERVICES="user,mobile", JILU_DATABASE_URL="") as launcher,
         httpx.Client(base_url=launcher.url("mobile"), timeout=30) as mobile,
     ):
-        mobile.post("/api/v1/auth/register", json={"username": "fuller", "password": PASSWORD}).raise_for_status()
-        token = mobile.post("/api/v1/auth/token", data={"username": "fuller", "password": PASSWORD}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        headers = signed_up(mobile, "fuller")
         record = mobile.post("/api/v1/records", headers=headers, json={"content": "before the disk filled"})
         assert record.status_code == 201, record.text
         record_id = record.json()["id"]

@@ -23,8 +23,8 @@ import pytest
 
 from llm_service.tests.fake_provider import FakeProvider, Reply, run_fake_provider
 from tests.e2e.stack import e2e_stack
-from tests.faults.acknowledged import PASSWORD, sqlite_rows
-from tests.support import wait_until
+from tests.faults.acknowledged import sqlite_rows
+from tests.support import signed_up, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -131,9 +131,7 @@ def test_sigterm_lets_the_request_complete_and_ends_the_stream_cleanly(fake: Fak
     ) as launcher:
         base = launcher.url("mobile")
         with httpx.Client(base_url=base, timeout=30) as mobile:
-            mobile.post("/api/v1/auth/register", json={"username": "stopper", "password": PASSWORD}).raise_for_status()
-            token = mobile.post("/api/v1/auth/token", data={"username": "stopper", "password": PASSWORD}).json()
-            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            headers = signed_up(mobile, "stopper")
             # Opted out of AI: no analysis call takes the provider's slow answer.
             created = mobile.post("/api/v1/records", headers=headers, json={"content": "notes", "ai_opt_out": True})
             record_id = created.json()["id"]

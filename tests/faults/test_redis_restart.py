@@ -36,11 +36,10 @@ from llm_service.tests.fake_provider import FakeProvider, Reply, run_fake_provid
 from tests.e2e.stack import e2e_stack
 from tests.faults.jobs import WORD, assert_each_job_done_once, new_word, queue_report, queues_drained
 from tests.harness import Launcher, free_ports, pid_gone
-from tests.support import wait_until
+from tests.support import PASSWORD, signed_up, wait_until
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "plum-Lantern-42"
 ANALYSIS = json.dumps({"title": "Load", "summary": "A note written under load.", "tags": ["load"]})
 # Bounds on waiting only (a slow machine), never a timing assertion.
 WITHIN = 60.0
@@ -223,9 +222,7 @@ def test_redis_restarted_under_load_loses_nothing_and_the_services_recover(
         e2e_stack(tmp_path, redis_url=redis_url, **settings) as jilu,
         httpx.Client(base_url=jilu.url("mobile"), timeout=30) as mobile,
     ):
-        mobile.post("/api/v1/auth/register", json={"username": "alice", "password": PASSWORD}).raise_for_status()
-        token = mobile.post("/api/v1/auth/token", data={"username": "alice", "password": PASSWORD})
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        headers = signed_up(mobile, "alice")
         pids = {name: process.pid for name, process in jilu.service_processes().items()}
         assert set(pids) == set(SERVICES)
 
