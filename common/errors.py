@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -293,7 +293,7 @@ async def _database_busy(_: Request, exc: Exception) -> JSONResponse:
         return error_response(
             503, "service_unavailable", "The database connection was lost; try again", {"Retry-After": "1"}
         )
-    if not isinstance(exc, PoolTimeout) and any(marker in str(exc).lower() for marker in _FULL_MARKERS):
+    if is_disk_full(exc):
         return _insufficient_storage()
     # A pool timeout: no connection came free in time, e.g. the turn at SQLite's one write
     # connection (`common.database.engine.create_write_engine`) behind a stuck writer.
@@ -311,7 +311,7 @@ def is_disk_full(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in FULL_DISK_ERRNOS:
             return True
-        if isinstance(current, OperationalError) and any(m in str(current).lower() for m in _FULL_MARKERS):
+        if isinstance(current, DBAPIError) and any(m in str(current).lower() for m in _FULL_MARKERS):
             return True
         current = current.__cause__ or current.__context__
     return False
